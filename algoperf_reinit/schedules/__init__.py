@@ -1,0 +1,73 @@
+"""Cycle-structured learning-rate schedules evaluated from a cycle table.
+
+A schedule here is a :class:`CycleTable`: a pytree of per-cycle arrays that is
+also an ``optax.Schedule`` (call it with a step). See ``_table`` for the boundary
+convention and ``_config`` for the rules that split a budget into cycles.
+"""
+
+from algoperf_reinit.schedules._compat import pytorch_cosine_warm_restarts, timm_cosine
+from algoperf_reinit.schedules._config import (
+    ScheduleConfig,
+    build_cycle_table,
+    cycle_lengths,
+    plan_cycles,
+)
+from algoperf_reinit.schedules._seed import (
+    DecayPiece,
+    LRSchedule,
+    WarmupPiece,
+    combine_warmup_decay_fn,
+    decay_fn,
+    hyperparameter,
+    jax_lr_schedule,
+    warmup_fn,
+)
+from algoperf_reinit.schedules._shapes import (
+    DECAY_NAMES,
+    WARMUP_NAMES,
+    Decay,
+    DecayId,
+    Warmup,
+    WarmupId,
+    decay_shape,
+    warmup_shape,
+)
+from algoperf_reinit.schedules._table import (
+    CLOCKS,
+    CycleSpec,
+    CycleTable,
+    cycle_index,
+    evaluate,
+    table_from_cycles,
+)
+
+__all__ = [
+    "CLOCKS",
+    "DECAY_NAMES",
+    "WARMUP_NAMES",
+    "CycleSpec",
+    "CycleTable",
+    "Decay",
+    "DecayId",
+    "DecayPiece",
+    "LRSchedule",
+    "ScheduleConfig",
+    "Warmup",
+    "WarmupId",
+    "WarmupPiece",
+    "build_cycle_table",
+    "combine_warmup_decay_fn",
+    "cycle_index",
+    "cycle_lengths",
+    "decay_fn",
+    "decay_shape",
+    "evaluate",
+    "hyperparameter",
+    "jax_lr_schedule",
+    "plan_cycles",
+    "pytorch_cosine_warm_restarts",
+    "table_from_cycles",
+    "timm_cosine",
+    "warmup_fn",
+    "warmup_shape",
+]

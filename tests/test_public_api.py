@@ -1,0 +1,31 @@
+"""Every public name is importable and listed exactly once in its package's __all__."""
+
+import importlib
+
+import pytest
+
+PACKAGES = ["algoperf_reinit", "algoperf_reinit.schedules"]
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_names_exist_and_are_unique(name):
+    module = importlib.import_module(name)
+    assert len(module.__all__) == len(set(module.__all__))
+    missing = [n for n in module.__all__ if not hasattr(module, n)]
+    assert missing == []
+
+
+def test_version_is_a_string():
+    import algoperf_reinit
+
+    assert isinstance(algoperf_reinit.__version__, str) and algoperf_reinit.__version__.count(".") == 2
+
+
+def test_plotting_is_not_imported_by_the_library():
+    # Plotting imports the library, never the reverse (matplotlib stays off the hot path).
+    import subprocess
+    import sys
+
+    code = "import sys, algoperf_reinit; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
