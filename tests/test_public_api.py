@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-PACKAGES = ["algoperf_reinit", "algoperf_reinit.schedules"]
+PACKAGES = ["algoperf_reinit", "algoperf_reinit.schedules", "algoperf_reinit.reinit"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

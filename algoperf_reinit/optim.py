@@ -1,0 +1,418 @@
+"""NAdamW and AdamW as optax transformations, with or without the learning rate.
+
+NAdamW here follows the AlgoPerf baseline, i.e. the simplified NAdam of Choi et
+al., "On empirical comparisons of optimizers for deep learning"
+(arXiv:1910.05446, Table 1): no momentum-decay schedule, standard Adam bias
+correction. For a gradient ``g`` at step ``t = 1, 2, ...``::
+
+    m_t = b1 * m_{t-1} + (1 - b1) * g
+    v_t = b2 * v_{t-1} + (1 - b2) * g**2
+    m_hat = (b1 * m_t + (1 - b1) * g) / (1 - b1**t)     # Nesterov look-ahead
+    v_hat = v_t / (1 - b2**t)
+    direction = m_hat / (sqrt(v_hat + eps_root) + eps)
+
+The look-ahead uses the *updated* ``m_t`` and both of its terms are debiased by
+the same ``1 - b1**t``. The full update is decoupled weight decay scaled by the
+learning rate, as in the AlgoPerf baselines (and PyTorch)::
+
+    update = -lr_t * (direction + weight_decay * param)
+
+where ``lr_t`` is ``learning_rate`` or ``learning_rate(count)`` with ``count``
+starting at 0 for the first update.
+
+How this differs from ``optax.nadamw``: optax debiases the two look-ahead terms
+separately, ``b1 * m_t / (1 - b1**(t+1)) + (1 - b1) * g / (1 - b1**t)``. For a
+constant gradient (and ``eps`` negligible) the directions are therefore
+``b1 + (1 - b1) / (1 - b1**t)`` here and
+``b1 * (1 - b1**t) / (1 - b1**(t+1)) + (1 - b1) / (1 - b1**t)`` in optax; with
+``b1 = 0.9`` that is 1.900 vs 1.474 at ``t = 1`` (x1.289), 1.426 vs 1.157 at
+``t = 2`` (x1.232), 1.144 vs 1.031 at ``t = 5`` (x1.110), x1.045 at ``t = 10``,
+x1.012 at ``t = 20``, x1.004 at ``t = 30``; both tend to 1. Only the ``b1 * m_t``
+term differs (``1 / (1 - b1**t)`` here vs ``1 / (1 - b1**(t+1))``), so the gap
+shrinks like ``b1**t`` and is below 0.1% after ~50 steps; ``v_hat`` is identical.
+``tests/test_optim.py`` measures it.
+
+Note on ``eps`` (from our reading of the paper, not re-checked offline): Table 1
+writes the debiasing as one factor ``sqrt(1 - b2**t) / (1 - b1**t)`` in front of
+``(...) / (sqrt(v_t) + eps)``, i.e. ``eps`` is added before debiasing; the
+baseline and this module add it to ``sqrt(v_hat)``. The two differ only through
+the effective size of ``eps`` in early steps.
+
+Each optimizer comes in two forms:
+
+* :func:`nadamw_direction` / :func:`adamw_direction`: the preconditioned
+  direction including the weight-decay term, *without* the ``-lr`` scaling, for
+  callers that compute the learning rate themselves (e.g. from a cycle table kept
+  in their own state) and apply ``params - lr * direction``.
+* :func:`nadamw` / :func:`adamw`: the direction followed by
+  ``optax.scale_by_learning_rate(learning_rate)``.
+
+AlgoPerf tuning spaces give ``one_minus_beta1`` rather than ``b1``; every
+constructor accepts either (but not both).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+__all__ = [
+    "ScaleByNadamState",
+    "adamw",
+    "adamw_direction",
+    "nadamw",
+    "nadamw_direction",
+    "scale_by_nadam",
+]
+
+_INT32_MAX = np.iinfo(np.int32).max
+_DEFAULT_B1 = 0.9
+
+WeightDecayMask = Any | Callable[[optax.Params], Any] | None
+
+
+class ScaleByNadamState(NamedTuple):
+    """State of :func:`scale_by_nadam`.
+
+    Attributes:
+      count: number of updates applied so far, saturating at the int32 maximum.
+      mu: first moment (EMA of gradients), same tree, shapes and dtypes as params.
+      nu: second moment (EMA of squared gradients), likewise.
+    """
+
+    count: jax.Array  # shape=(), dtype=int32
+    mu: optax.Updates
+    nu: optax.Updates
+
+
+def _real(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(
+            f"{field} must be a real number, got {value!r} of type {type(value).__name__}"
+        )
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{field} must not be NaN, got {value!r}")
+    return value
+
+
+def _in_unit_interval(field: str, value: Any, *, open_low: bool, open_high: bool) -> float:
+    value = _real(field, value)
+    lo_ok = value > 0.0 if open_low else value >= 0.0
+    hi_ok = value < 1.0 if open_high else value <= 1.0
+    if not (lo_ok and hi_ok):
+        interval = f"{'(' if open_low else '['}0, 1{')' if open_high else ']'}"
+        raise ValueError(f"{field} must be in {interval}, got {value!r}")
+    return value
+
+
+def _non_negative(field: str, value: Any) -> float:
+    value = _real(field, value)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def _resolve_b1(b1: float | None, one_minus_beta1: float | None) -> float:
+    """Returns ``b1`` from exactly one of ``b1`` / ``one_minus_beta1`` (default 0.9)."""
+    if b1 is not None and one_minus_beta1 is not None:
+        raise ValueError(
+            f"give b1 or one_minus_beta1, not both (got b1={b1!r}, "
+            f"one_minus_beta1={one_minus_beta1!r})"
+        )
+    if one_minus_beta1 is not None:
+        return 1.0 - _in_unit_interval(
+            "one_minus_beta1", one_minus_beta1, open_low=True, open_high=False
+        )
+    if b1 is None:
+        return _DEFAULT_B1
+    return _in_unit_interval("b1", b1, open_low=False, open_high=True)
+
+
+def _check_learning_rate(learning_rate: Any, direction_fn: str) -> None:
+    if learning_rate is None:
+        raise TypeError(
+            f"learning_rate must be a number or an optax.Schedule, got None; to apply a "
+            f"learning rate yourself use {direction_fn}(...) and update params by -lr * direction"
+        )
+    if callable(learning_rate):
+        return
+    _non_negative("learning_rate", learning_rate)
+
+
+def _saturating_increment(count: jax.Array) -> jax.Array:
+    """``count + 1`` for an int32 scalar, staying at the int32 maximum instead of wrapping."""
+    return jnp.where(count < _INT32_MAX, count + 1, count).astype(jnp.int32)
+
+
+def _one_minus_power(b: float, t: jax.Array) -> jax.Array:
+    """``1 - b**t`` for ``t >= 1``, accurate in float32 even for ``b`` close to 1.
+
+    ``1 - b**t`` in float32 loses ~1e-5 relative accuracy for ``b = 0.999`` at
+    small ``t`` (``b`` itself is rounded); ``-expm1(t * log(b))`` with ``log(b)``
+    taken in float64 does not.
+    """
+    if b == 0.0:
+        return jnp.ones_like(t)
+    return -jnp.expm1(t * math.log(b))
+
+
+def scale_by_nadam(
+    b1: float = _DEFAULT_B1,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    debias: bool = True,
+) -> optax.GradientTransformation:
+    """Rescales gradients by the simplified NAdam rule of the AlgoPerf baseline.
+
+    See the module docstring for the formula. Moments keep the dtype they were
+    created with (the params' dtype): new moments are cast back to it, so the
+    state's avals never change between steps (safe under ``lax.scan``/``cond``).
+
+    Args:
+      b1: decay of the first-moment EMA, in ``[0, 1)``.
+      b2: decay of the second-moment EMA, in ``[0, 1)``.
+      eps: added to ``sqrt(v_hat)`` in the denominator, ``>= 0``.
+      eps_root: added to ``v_hat`` inside the square root, ``>= 0``.
+      debias: whether to divide by ``1 - b1**t`` and ``1 - b2**t``.
+
+    Returns:
+      An ``optax.GradientTransformation`` whose state is :class:`ScaleByNadamState`.
+
+    Raises:
+      TypeError: if a hyperparameter is not a real number.
+      ValueError: if a hyperparameter is NaN or outside its range.
+    """
+    b1 = _in_unit_interval("b1", b1, open_low=False, open_high=True)
+    b2 = _in_unit_interval("b2", b2, open_low=False, open_high=True)
+    eps = _non_negative("eps", eps)
+    eps_root = _non_negative("eps_root", eps_root)
+    if not isinstance(debias, bool):
+        raise TypeError(f"debias must be a bool, got {debias!r}")
+
+    def init_fn(params: optax.Params) -> ScaleByNadamState:
+        return ScaleByNadamState(
+            count=jnp.zeros([], jnp.int32),
+            mu=jax.tree.map(jnp.zeros_like, params),
+            nu=jax.tree.map(jnp.zeros_like, params),
+        )
+
+    def update_fn(
+        updates: optax.Updates, state: ScaleByNadamState, params: optax.Params | None = None
+    ) -> tuple[optax.Updates, ScaleByNadamState]:
+        del params
+        count = _saturating_increment(state.count)
+        t = count.astype(jnp.float32)
+        if debias:
+            m_scale = 1.0 / _one_minus_power(b1, t)
+            v_scale = 1.0 / _one_minus_power(b2, t)
+        else:
+            m_scale = v_scale = 1.0
+
+        # New moments are cast back to the stored dtype (bf16 moments stay bf16).
+        mu = jax.tree.map(lambda g, m: (b1 * m + (1.0 - b1) * g).astype(m.dtype), updates, state.mu)
+        nu = jax.tree.map(
+            lambda g, v: (b2 * v + (1.0 - b2) * jnp.square(g)).astype(v.dtype), updates, state.nu
+        )
+
+        def direction(g, m, v):
+            m_hat = (b1 * m + (1.0 - b1) * g) * m_scale  # look-ahead with the updated m
+            v_hat = v * v_scale
+            return (m_hat / (jnp.sqrt(v_hat + eps_root) + eps)).astype(g.dtype)
+
+        directions = jax.tree.map(direction, updates, mu, nu)
+        return directions, ScaleByNadamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def nadamw_direction(
+    b1: float | None = None,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    weight_decay_mask: WeightDecayMask = None,
+    *,
+    one_minus_beta1: float | None = None,
+    eps_root: float = 0.0,
+    debias: bool = True,
+) -> optax.GradientTransformation:
+    """NAdamW without the learning rate: ``nadam_direction + weight_decay * param``.
+
+    Apply as ``params - lr * direction`` (``optax.apply_updates(params, -lr * d)``).
+
+    Args:
+      b1: first-moment decay in ``[0, 1)``; default 0.9. Exclusive with
+        ``one_minus_beta1``.
+      b2: second-moment decay in ``[0, 1)`` (AlgoPerf's ``beta2``).
+      eps: see :func:`scale_by_nadam`.
+      weight_decay: decoupled weight-decay coefficient, ``>= 0``.
+      weight_decay_mask: as in ``optax.add_decayed_weights``: a tree of bools
+        (or a callable returning one); ``True`` leaves are decayed.
+      one_minus_beta1: AlgoPerf's ``one_minus_beta1`` in ``(0, 1]``;
+        ``b1 = 1 - one_minus_beta1``.
+      eps_root: see :func:`scale_by_nadam`.
+      debias: see :func:`scale_by_nadam`.
+
+    Returns:
+      ``optax.chain(scale_by_nadam(...), optax.add_decayed_weights(...))``; its
+      state is ``(ScaleByNadamState, <add_decayed_weights state>)``.
+
+    Raises:
+      TypeError: if a hyperparameter has the wrong type.
+      ValueError: if a hyperparameter is out of range or both ``b1`` and
+        ``one_minus_beta1`` are given.
+    """
+    b1 = _resolve_b1(b1, one_minus_beta1)
+    weight_decay = _non_negative("weight_decay", weight_decay)
+    return optax.chain(
+        scale_by_nadam(b1=b1, b2=b2, eps=eps, eps_root=eps_root, debias=debias),
+        optax.add_decayed_weights(weight_decay, weight_decay_mask),
+    )
+
+
+def nadamw(
+    learning_rate: float | optax.Schedule,
+    b1: float | None = None,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    weight_decay_mask: WeightDecayMask = None,
+    *,
+    one_minus_beta1: float | None = None,
+    eps_root: float = 0.0,
+    debias: bool = True,
+) -> optax.GradientTransformation:
+    """NAdamW of the AlgoPerf baseline: ``-lr * (nadam_direction + weight_decay * param)``.
+
+    Args:
+      learning_rate: a number ``>= 0`` or an ``optax.Schedule`` of the update count
+        (0 for the first update).
+      b1: see :func:`nadamw_direction`.
+      b2: see :func:`nadamw_direction`.
+      eps: see :func:`nadamw_direction`.
+      weight_decay: see :func:`nadamw_direction` (multiplied by the learning rate).
+      weight_decay_mask: see :func:`nadamw_direction`.
+      one_minus_beta1: see :func:`nadamw_direction`.
+      eps_root: see :func:`nadamw_direction`.
+      debias: see :func:`nadamw_direction`.
+
+    Returns:
+      ``optax.chain(nadamw_direction(...), optax.scale_by_learning_rate(learning_rate))``.
+
+    Raises:
+      TypeError: if ``learning_rate`` is None (use :func:`nadamw_direction`) or a
+        hyperparameter has the wrong type.
+      ValueError: if a hyperparameter is out of range.
+    """
+    _check_learning_rate(learning_rate, "nadamw_direction")
+    return optax.chain(
+        nadamw_direction(
+            b1,
+            b2,
+            eps,
+            weight_decay,
+            weight_decay_mask,
+            one_minus_beta1=one_minus_beta1,
+            eps_root=eps_root,
+            debias=debias,
+        ),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+def adamw_direction(
+    b1: float | None = None,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    weight_decay_mask: WeightDecayMask = None,
+    *,
+    one_minus_beta1: float | None = None,
+    eps_root: float = 0.0,
+) -> optax.GradientTransformation:
+    """AdamW without the learning rate: ``adam_direction + weight_decay * param``.
+
+    The Adam part is ``optax.scale_by_adam`` (state ``optax.ScaleByAdamState``).
+    Unlike ``optax.adamw`` the default ``weight_decay`` is 0, as in AlgoPerf.
+
+    Args:
+      b1: first-moment decay in ``[0, 1)``; default 0.9. Exclusive with
+        ``one_minus_beta1``.
+      b2: second-moment decay in ``[0, 1)``.
+      eps: added to ``sqrt(v_hat)``, ``>= 0``.
+      weight_decay: decoupled weight-decay coefficient, ``>= 0``.
+      weight_decay_mask: as in ``optax.add_decayed_weights``.
+      one_minus_beta1: ``b1 = 1 - one_minus_beta1``, in ``(0, 1]``.
+      eps_root: added to ``v_hat`` inside the square root, ``>= 0``.
+
+    Returns:
+      ``optax.chain(optax.scale_by_adam(...), optax.add_decayed_weights(...))``.
+
+    Raises:
+      TypeError: if a hyperparameter has the wrong type.
+      ValueError: if a hyperparameter is out of range or both ``b1`` and
+        ``one_minus_beta1`` are given.
+    """
+    b1 = _resolve_b1(b1, one_minus_beta1)
+    b2 = _in_unit_interval("b2", b2, open_low=False, open_high=True)
+    eps = _non_negative("eps", eps)
+    eps_root = _non_negative("eps_root", eps_root)
+    weight_decay = _non_negative("weight_decay", weight_decay)
+    return optax.chain(
+        optax.scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
+        optax.add_decayed_weights(weight_decay, weight_decay_mask),
+    )
+
+
+def adamw(
+    learning_rate: float | optax.Schedule,
+    b1: float | None = None,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    weight_decay_mask: WeightDecayMask = None,
+    *,
+    one_minus_beta1: float | None = None,
+    eps_root: float = 0.0,
+) -> optax.GradientTransformation:
+    """AdamW: ``-lr * (adam_direction + weight_decay * param)``, same maths as ``optax.adamw``.
+
+    Args:
+      learning_rate: a number ``>= 0`` or an ``optax.Schedule`` of the update count.
+      b1: see :func:`adamw_direction`.
+      b2: see :func:`adamw_direction`.
+      eps: see :func:`adamw_direction`.
+      weight_decay: see :func:`adamw_direction` (multiplied by the learning rate).
+      weight_decay_mask: see :func:`adamw_direction`.
+      one_minus_beta1: see :func:`adamw_direction`.
+      eps_root: see :func:`adamw_direction`.
+
+    Returns:
+      ``optax.chain(adamw_direction(...), optax.scale_by_learning_rate(learning_rate))``.
+
+    Raises:
+      TypeError: if ``learning_rate`` is None (use :func:`adamw_direction`) or a
+        hyperparameter has the wrong type.
+      ValueError: if a hyperparameter is out of range.
+    """
+    _check_learning_rate(learning_rate, "adamw_direction")
+    return optax.chain(
+        adamw_direction(
+            b1,
+            b2,
+            eps,
+            weight_decay,
+            weight_decay_mask,
+            one_minus_beta1=one_minus_beta1,
+            eps_root=eps_root,
+        ),
+        optax.scale_by_learning_rate(learning_rate),
+    )

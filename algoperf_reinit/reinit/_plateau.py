@@ -1,0 +1,639 @@
+"""Plateau detection on a validation metric, fed once per evaluation.
+
+An AlgoPerf run gets only ~30-170 evaluations, so every count here (``patience``,
+``cooldown``, ``window``, ``min_evals``) is in *evaluations*, never in steps.
+
+The detector is data: :class:`PlateauState` is a ``NamedTuple`` of scalar arrays,
+and :func:`update_plateau` / :func:`reset_plateau` are pure functions that are safe
+under ``jax.jit`` (fixed shapes, no Python branching on traced values), so feeding a
+new metric never recompiles. :class:`PlateauConfig` is static (hashable) and is
+validated when it is built.
+
+What one update does with a finite value ``v`` (non-finite values are skipped and
+only counted in ``num_skipped``; with ``step`` given, evaluations at a step not newer
+than ``last_fed_step`` are ignored altogether):
+
+1. Smoothing (EMA with Adam-style bias correction; ``ema = 0`` means no smoothing)::
+
+       ema_acc <- ema * ema_acc + (1 - ema) * v;  n <- n + 1
+       smoothed = ema_acc / (1 - ema ** n)
+       slope = smoothed - previous smoothed     (0 for the first value)
+
+   ``n`` and the EMA restart at :func:`reset_plateau`; ``slope`` is per fed value.
+2. Improvement (mode ``'min'``; ``'max'`` mirrors it): the first value after init or
+   reset is the best; afterwards ``smoothed < best - (rel_threshold * |best| +
+   abs_threshold)``. Using ``|best|`` keeps the relative margin a margin for
+   negative metrics (optax and PyTorch multiply ``best`` by ``1 - rtol``, which for a
+   negative ``best`` accepts a *worse* value as an improvement).
+3. Counters: ``evals_since_best`` (0 at an improvement, else +1) and ``num_bad``,
+   the patience counter, which additionally is held at 0 while in cooldown and is
+   cleared by a trigger (as in optax and PyTorch).
+4. Rules (each enabled independently; ``None`` disables):
+
+   * ``PATIENCE``: with ``patience_semantics='optax'`` the detector fires when
+     ``num_bad`` reaches ``patience``; optax's ``reduce_on_plateau`` tests
+     ``plateau_count == patience``, and since its counter is cleared by every
+     trigger it is the same test (we use ``>=`` so that a trigger held back by
+     ``min_evals`` fires at the first eligible evaluation). With ``'pytorch'`` it
+     fires when ``num_bad > patience`` (``ReduceLROnPlateau``'s ``num_bad_epochs >
+     patience``): one evaluation later, which makes ``patience=0`` meaningful
+     (fire at the first non-improving evaluation).
+   * ``WINDOW`` (the seed's ``epsilon2`` rule): ``evals_since_best >= window`` and
+     ``smoothed + slope * window >= best + window_epsilon``: extrapolating the
+     current slope over ``window`` more evaluations does not get back to the best.
+   * ``SLOPE`` (the seed's ``epsilon`` rule): ``slope > slope_epsilon`` (the smoothed
+     metric is rising; ``'max'``: ``slope < -slope_epsilon``).
+
+5. No rule fires during cooldown (``cooldown_count > 0``, counted down by one per
+   fed value) or before ``min_evals`` values were fed since init/reset. When several
+   rules hold, the reason is the first of PATIENCE, WINDOW, SLOPE. A trigger clears
+   ``num_bad``, starts a cooldown of ``cooldown`` evaluations and increments
+   ``num_triggers``; it does not clear the best (call :func:`reset_plateau` when the
+   new cycle starts).
+
+Host side, :func:`latest_validation_value` reads AlgoPerf's ``eval_results`` list of
+``(global_step, metrics)`` (only ``validation/*`` keys), and
+:func:`feed_eval_results` feeds every evaluation newer than
+``state.last_fed_step``, so calling it on every training step is idempotent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_INT32_MAX = int(np.iinfo(np.int32).max)
+_MODES = ("min", "max")
+_SEMANTICS = ("optax", "pytorch")
+_SPLITS = ("validation", "test", "train")
+# Keys the runner (or its logger) adds to every eval dict that are not metrics.
+_BOOKKEEPING = (
+    "score",
+    "total_duration",
+    "accumulated_submission_time",
+    "accumulated_eval_time",
+    "accumulated_logging_time",
+    "global_step",
+    "preemption_count",
+    "num_examples",
+)
+
+
+class PlateauReason(enum.IntEnum):
+    """Why the detector fired; stored as an int32 code in the state.
+
+    ``PlateauReason(int(code)).name`` gives the name for an event record.
+    """
+
+    NONE = 0
+    PATIENCE = 1
+    WINDOW = 2
+    SLOPE = 3
+
+
+def _number(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{field} must be a number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{field} must be finite, got {field}={value!r}")
+    return value
+
+
+def _integer(field: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{field} must be an int, got {value!r} of type {type(value).__name__}"
+        )
+    value = int(value)
+    if not minimum <= value <= _INT32_MAX:
+        raise ValueError(f"{field} must be an int in [{minimum}, {_INT32_MAX}], got {field}={value}")
+    return value
+
+
+def _choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{field} must be one of {choices}, got {field}={value!r}")
+    return value
+
+
+def _resolve_metric(metric: Any) -> str:
+    """Turns ``'loss'`` or ``'validation/loss'`` into ``'validation/loss'``."""
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be a str, got {metric!r} of type {type(metric).__name__}")
+    split, sep, name = metric.partition("/")
+    if not sep:
+        split, name = "validation", metric
+    if split != "validation":
+        why = (
+            "only validation metrics may drive decisions"
+            if split in _SPLITS
+            else "a metric is a bare name like 'loss' or a 'validation/<name>' key"
+        )
+        raise ValueError(f"metric must name a validation/* metric ({why}), got metric={metric!r}")
+    if not name or "/" in name or name in _BOOKKEEPING:
+        raise ValueError(
+            f"metric must name a validation metric such as 'loss' or 'validation/accuracy', "
+            f"got metric={metric!r}"
+        )
+    return f"validation/{name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PlateauConfig:
+    """Static, validated configuration of the plateau detector.
+
+    Counts are in evaluations. The rules and their exact semantics are in the
+    module docstring. The object is hashable, so it can be a static argument of
+    ``jax.jit``.
+
+    Attributes:
+      metric: ``'loss'`` or ``'validation/loss'``; stored resolved to the
+        ``validation/*`` key. ``test/*`` and ``train/*`` names are rejected.
+      mode: ``'min'`` (loss, error rate) or ``'max'`` (accuracy, BLEU, SSIM).
+      ema: EMA smoothing factor in ``[0, 1)``; 0 disables smoothing.
+      rel_threshold: relative improvement margin (times ``|best|``), ``>= 0``.
+      abs_threshold: absolute improvement margin, ``>= 0``.
+      patience: evaluations without improvement for the PATIENCE rule; ``None``
+        disables it. ``>= 1`` with ``'optax'`` semantics, ``>= 0`` with ``'pytorch'``.
+      cooldown: evaluations after a trigger or a reset during which nothing fires.
+      patience_semantics: ``'optax'`` (fire when the count reaches ``patience``) or
+        ``'pytorch'`` (fire when it exceeds ``patience``).
+      window: evaluations since the best for the WINDOW rule (``>= 1``); ``None``
+        disables it.
+      window_epsilon: the WINDOW rule's margin (the seed's ``epsilon2``), any finite
+        number.
+      slope_epsilon: the SLOPE rule's threshold (the seed's ``epsilon``) on the
+        per-evaluation slope of the smoothed metric, any finite number; ``None``
+        disables the rule.
+      min_evals: finite values needed since init/reset before any rule may fire.
+
+    Raises:
+      TypeError: a field has the wrong type.
+      ValueError: a field is out of range, the metric is not a validation metric,
+        or every rule is disabled.
+
+    Example:
+      >>> cfg = PlateauConfig(metric="loss", ema=0.5, patience=3, slope_epsilon=0.0)
+      >>> cfg.metric
+      'validation/loss'
+    """
+
+    metric: str = "loss"
+    mode: str = "min"
+    ema: float = 0.0
+    rel_threshold: float = 1e-4
+    abs_threshold: float = 0.0
+    patience: int | None = 5
+    cooldown: int = 0
+    patience_semantics: str = "optax"
+    window: int | None = None
+    window_epsilon: float = 0.0
+    slope_epsilon: float | None = None
+    min_evals: int = 0
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        put("metric", _resolve_metric(self.metric))
+        _choice("mode", self.mode, _MODES)
+        _choice("patience_semantics", self.patience_semantics, _SEMANTICS)
+        ema = _number("ema", self.ema)
+        if not 0.0 <= ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got ema={ema!r}")
+        put("ema", ema)
+        for name in ("rel_threshold", "abs_threshold"):
+            value = _number(name, getattr(self, name))
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {name}={value!r}")
+            put(name, value)
+        if self.patience is not None:
+            lowest = 1 if self.patience_semantics == "optax" else 0
+            put("patience", _integer("patience", self.patience, lowest))
+        put("cooldown", _integer("cooldown", self.cooldown, 0))
+        if self.window is not None:
+            put("window", _integer("window", self.window, 1))
+        put("window_epsilon", _number("window_epsilon", self.window_epsilon))
+        if self.slope_epsilon is not None:
+            put("slope_epsilon", _number("slope_epsilon", self.slope_epsilon))
+        put("min_evals", _integer("min_evals", self.min_evals, 0))
+        if self.patience is None and self.window is None and self.slope_epsilon is None:
+            raise ValueError(
+                "at least one rule must be enabled: set patience, window or slope_epsilon "
+                "(all three are None)"
+            )
+
+    @property
+    def sign(self) -> float:
+        """``+1.0`` for mode ``'min'``, ``-1.0`` for ``'max'`` (maps max onto min)."""
+        return 1.0 if self.mode == "min" else -1.0
+
+
+class PlateauState(NamedTuple):
+    """The detector's state: scalar arrays only, so it is a jit-stable pytree.
+
+    ``best`` and ``smoothed`` are in the metric's own units (not sign-flipped).
+    """
+
+    ema_acc: jax.Array  # shape=(), dtype=float32; biased EMA accumulator
+    count: jax.Array  # shape=(), dtype=int32; finite values since init/reset
+    smoothed: jax.Array  # shape=(), dtype=float32; latest smoothed value (NaN if none)
+    slope: jax.Array  # shape=(), dtype=float32; latest smoothed - previous smoothed
+    best: jax.Array  # shape=(), dtype=float32; best smoothed value (+-inf if none)
+    evals_since_best: jax.Array  # shape=(), dtype=int32; finite values since the best
+    num_bad: jax.Array  # shape=(), dtype=int32; patience counter (0 in cooldown)
+    cooldown_count: jax.Array  # shape=(), dtype=int32; evaluations of cooldown left
+    num_evals: jax.Array  # shape=(), dtype=int32; finite values fed in total
+    num_skipped: jax.Array  # shape=(), dtype=int32; non-finite values ignored
+    num_triggers: jax.Array  # shape=(), dtype=int32; triggers in total
+    last_reason: jax.Array  # shape=(), dtype=int32; PlateauReason of the latest trigger
+    last_fed_step: jax.Array  # shape=(), dtype=int32; global step of the newest eval fed
+
+
+def _check_config(config: Any) -> None:
+    if not isinstance(config, PlateauConfig):
+        raise TypeError(
+            f"config must be a PlateauConfig, got {config!r} of type {type(config).__name__}"
+        )
+
+
+def _f32(x: Any) -> jax.Array:
+    return jnp.asarray(x, dtype=jnp.float32)
+
+
+def _i32(x: Any) -> jax.Array:
+    return jnp.asarray(x, dtype=jnp.int32)
+
+
+def _inc(x: jax.Array) -> jax.Array:
+    """Saturating int32 increment."""
+    return jnp.where(x < _INT32_MAX, x + 1, x)
+
+
+def _scalar(name: str, x: Any, dtype: Any) -> jax.Array:
+    x = jnp.asarray(x)
+    if x.shape != ():
+        raise ValueError(f"{name} must be a scalar, got shape {x.shape}")
+    return x.astype(dtype)
+
+
+def init_plateau_state(config: PlateauConfig) -> PlateauState:
+    """A fresh detector: no value seen, no cooldown, ``last_fed_step = -1``.
+
+    Args:
+      config: the detector's configuration.
+
+    Returns:
+      The initial :class:`PlateauState`.
+
+    Raises:
+      TypeError: ``config`` is not a :class:`PlateauConfig`.
+
+    Example:
+      >>> state = init_plateau_state(PlateauConfig())
+      >>> int(state.count), int(state.last_fed_step)
+      (0, -1)
+    """
+    _check_config(config)
+    zero = _i32(0)
+    return PlateauState(
+        ema_acc=_f32(0.0),
+        count=zero,
+        smoothed=_f32(math.nan),
+        slope=_f32(0.0),
+        best=_f32(config.sign * math.inf),
+        evals_since_best=zero,
+        num_bad=zero,
+        cooldown_count=zero,
+        num_evals=zero,
+        num_skipped=zero,
+        num_triggers=zero,
+        last_reason=_i32(PlateauReason.NONE),
+        last_fed_step=_i32(-1),
+    )
+
+
+def reset_plateau(config: PlateauConfig, state: PlateauState) -> PlateauState:
+    """Starts a new cycle: clears the EMA, best, slope and counters; starts cooldown.
+
+    Keeps the run-level counters (``num_evals``, ``num_skipped``, ``num_triggers``,
+    ``last_reason``) and ``last_fed_step``. Pure and jit-safe; the returned state has
+    the same structure, shapes and dtypes.
+
+    Args:
+      config: the detector's configuration.
+      state: the current state.
+
+    Returns:
+      The state for the new cycle, with ``cooldown_count = config.cooldown``.
+
+    Raises:
+      TypeError: ``config`` is not a :class:`PlateauConfig`.
+
+    Example:
+      >>> cfg = PlateauConfig(cooldown=2)
+      >>> state = reset_plateau(cfg, init_plateau_state(cfg))
+      >>> int(state.cooldown_count)
+      2
+    """
+    _check_config(config)
+    fresh = init_plateau_state(config)
+    return fresh._replace(
+        cooldown_count=_i32(config.cooldown),
+        num_evals=_i32(state.num_evals),
+        num_skipped=_i32(state.num_skipped),
+        num_triggers=_i32(state.num_triggers),
+        last_reason=_i32(state.last_reason),
+        last_fed_step=_i32(state.last_fed_step),
+    )
+
+
+def _advance(
+    config: PlateauConfig, state: PlateauState, value: jax.Array
+) -> tuple[PlateauState, jax.Array, jax.Array]:
+    """One update with a finite value (the caller masks out non-finite ones)."""
+    sign = config.sign
+    ema = config.ema
+    has_prev = state.count > 0
+    count = _inc(state.count)
+
+    ema_acc = ema * state.ema_acc + (1.0 - ema) * value
+    debias = 1.0 - jnp.power(_f32(ema), count.astype(jnp.float32))
+    smoothed = ema_acc / debias
+    slope = jnp.where(has_prev, smoothed - state.smoothed, _f32(0.0))
+
+    # Improvement, in "minimise" coordinates (z = sign * metric).
+    z, z_best = sign * smoothed, sign * state.best
+    margin = jnp.where(
+        has_prev, config.rel_threshold * jnp.abs(z_best) + config.abs_threshold, _f32(0.0)
+    )
+    improved = jnp.logical_not(has_prev) | (z < z_best - margin)
+    best = jnp.where(improved, smoothed, state.best)
+    since_best = jnp.where(improved, _i32(0), _inc(state.evals_since_best))
+
+    in_cooldown = state.cooldown_count > 0
+    num_bad = jnp.where(improved | in_cooldown, _i32(0), _inc(state.num_bad))
+    cooldown_count = jnp.where(in_cooldown, state.cooldown_count - 1, state.cooldown_count)
+    eligible = jnp.logical_not(in_cooldown) & (count >= config.min_evals)
+
+    false = jnp.asarray(False)
+    if config.patience is None:
+        fire_patience = false
+    elif config.patience_semantics == "optax":
+        fire_patience = num_bad >= config.patience
+    else:
+        fire_patience = num_bad > config.patience
+    if config.window is None:
+        fire_window = false
+    else:
+        projected = sign * (smoothed + slope * config.window)
+        fire_window = (since_best >= config.window) & (
+            projected >= sign * best + config.window_epsilon
+        )
+    if config.slope_epsilon is None:
+        fire_slope = false
+    else:
+        fire_slope = has_prev & (sign * slope > config.slope_epsilon)
+
+    reason = jnp.where(
+        fire_patience,
+        _i32(PlateauReason.PATIENCE),
+        jnp.where(
+            fire_window,
+            _i32(PlateauReason.WINDOW),
+            jnp.where(fire_slope, _i32(PlateauReason.SLOPE), _i32(PlateauReason.NONE)),
+        ),
+    )
+    reason = jnp.where(eligible, reason, _i32(PlateauReason.NONE))
+    triggered = reason != PlateauReason.NONE
+
+    new_state = PlateauState(
+        ema_acc=ema_acc,
+        count=count,
+        smoothed=smoothed,
+        slope=slope,
+        best=best,
+        evals_since_best=since_best,
+        num_bad=jnp.where(triggered, _i32(0), num_bad),
+        cooldown_count=jnp.where(triggered, _i32(config.cooldown), cooldown_count),
+        num_evals=_inc(state.num_evals),
+        num_skipped=state.num_skipped,
+        num_triggers=jnp.where(triggered, _inc(state.num_triggers), state.num_triggers),
+        last_reason=jnp.where(triggered, reason, state.last_reason),
+        last_fed_step=state.last_fed_step,
+    )
+    return new_state, triggered, reason
+
+
+def update_plateau(
+    config: PlateauConfig,
+    state: PlateauState,
+    value: jax.typing.ArrayLike,
+    step: jax.typing.ArrayLike | None = None,
+) -> tuple[PlateauState, jax.Array, jax.Array]:
+    """Feeds one evaluation's metric value to the detector.
+
+    Pure and jit-safe: jit it with ``config`` static
+    (``jax.jit(update_plateau, static_argnums=0)``) or closed over
+    (``jax.jit(functools.partial(update_plateau, config))``); new values never
+    recompile. A NaN or infinite ``value`` leaves the state unchanged except
+    ``num_skipped`` (and ``last_fed_step``). With ``step`` given, an evaluation
+    whose step is not newer than ``state.last_fed_step`` is ignored entirely, and a
+    fed one sets ``last_fed_step = step``.
+
+    Args:
+      config: the detector's configuration (static).
+      state: the current state.
+      value: the metric value, a scalar (cast to float32).
+      step: optional global step of the evaluation, a scalar (cast to int32).
+
+    Returns:
+      ``(new_state, triggered, reason)``: a bool array of shape ``()`` and the int32
+      :class:`PlateauReason` code of this update (``NONE`` when not triggered).
+
+    Raises:
+      TypeError: ``config`` is not a :class:`PlateauConfig`.
+      ValueError: ``value`` or ``step`` is not a scalar.
+
+    Example:
+      >>> cfg = PlateauConfig(patience=2)
+      >>> update = jax.jit(update_plateau, static_argnums=0)
+      >>> state = init_plateau_state(cfg)
+      >>> fired = []
+      >>> for v in [3.0, 2.0, 2.0, 2.0, 2.0]:
+      ...     state, triggered, reason = update(cfg, state, v)
+      ...     fired.append(PlateauReason(int(reason)).name)
+      >>> fired
+      ['NONE', 'NONE', 'NONE', 'PATIENCE', 'NONE']
+    """
+    _check_config(config)
+    value = _scalar("value", value, jnp.float32)
+    finite = jnp.isfinite(value)
+    if step is None:
+        fresh = jnp.asarray(True)
+        fed_step = state.last_fed_step
+    else:
+        fed_step = _scalar("step", step, jnp.int32)
+        fresh = fed_step > state.last_fed_step
+    # A non-finite value must not poison the arithmetic of the discarded branch.
+    advanced, triggered, reason = _advance(config, state, jnp.where(finite, value, 0.0))
+    advanced = advanced._replace(last_fed_step=fed_step)
+    skipped = state._replace(num_skipped=_inc(state.num_skipped), last_fed_step=fed_step)
+    accept = finite & fresh
+
+    def pick(a: jax.Array, s: jax.Array, old: jax.Array) -> jax.Array:
+        return jnp.where(accept, a, jnp.where(fresh, s, old)).astype(old.dtype)
+
+    old = PlateauState(*(jnp.asarray(x) for x in state))
+    new_state = jax.tree_util.tree_map(pick, advanced, skipped, old)
+    return (
+        new_state,
+        accept & triggered,
+        jnp.where(accept, reason, _i32(PlateauReason.NONE)),
+    )
+
+
+# The host-side feed jits the update once per config (config is hashable).
+_update_jit = jax.jit(update_plateau, static_argnums=0)
+
+
+def _validation_value(config: PlateauConfig, step: int, metrics: Any) -> float | None:
+    """The configured metric of one eval dict; ``None`` if it has no validation metrics."""
+    if not isinstance(metrics, Mapping):
+        raise TypeError(
+            f"eval_results entries must be (global_step, dict) pairs, got a "
+            f"{type(metrics).__name__} at step {step}"
+        )
+    available = sorted(
+        k
+        for k in metrics
+        if isinstance(k, str) and k.startswith("validation/") and k != "validation/num_examples"
+    )
+    if not available:
+        return None
+    if config.metric not in metrics:
+        raise ValueError(
+            f"metric={config.metric!r} is not in the evaluation at step {step}; "
+            f"available validation metrics: {available}"
+        )
+    raw = metrics[config.metric]
+    try:
+        return float(np.asarray(raw, dtype=np.float64).reshape(()))
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{config.metric} at step {step} must be a scalar number, got {raw!r}"
+        ) from err
+
+
+def _entry(item: Any) -> tuple[int, Any]:
+    if not isinstance(item, tuple | list) or len(item) != 2:
+        raise TypeError(f"eval_results entries must be (global_step, dict) pairs, got {item!r}")
+    step, metrics = item
+    if isinstance(step, bool) or not isinstance(step, int | np.integer):
+        raise TypeError(f"global_step in eval_results must be an int, got {step!r}")
+    return int(step), metrics
+
+
+def latest_validation_value(
+    eval_results: Sequence[tuple[int, Mapping[str, Any]]], config: PlateauConfig
+) -> tuple[int, float] | None:
+    """The configured validation metric of the newest evaluation.
+
+    Reads only the ``validation/*`` key ``config.metric``; the value is returned as
+    found (possibly NaN or infinite).
+
+    Args:
+      eval_results: AlgoPerf's list of ``(global_step, metrics_dict)``.
+      config: the detector's configuration (for ``metric``).
+
+    Returns:
+      ``(global_step, value)`` of the last entry, or ``None`` if the list is empty
+      or the last entry holds no ``validation/*`` metric at all.
+
+    Raises:
+      TypeError: ``config`` or an entry has the wrong type.
+      ValueError: the last entry has validation metrics but not ``config.metric``
+        (the message lists the available ones).
+
+    Example:
+      >>> results = [(1, {"validation/loss": 2.5}), (90, {"validation/loss": 1.5})]
+      >>> latest_validation_value(results, PlateauConfig(metric="loss"))
+      (90, 1.5)
+    """
+    _check_config(config)
+    if not eval_results:
+        return None
+    step, metrics = _entry(eval_results[-1])
+    value = _validation_value(config, step, metrics)
+    return None if value is None else (step, value)
+
+
+def feed_eval_results(
+    config: PlateauConfig,
+    state: PlateauState,
+    eval_results: Sequence[tuple[int, Mapping[str, Any]]],
+) -> PlateauState:
+    """Feeds every evaluation newer than ``state.last_fed_step``, oldest first.
+
+    Safe to call on every training step with the runner's growing list: entries
+    already fed are skipped, so nothing is counted twice. The cursor lives in the
+    state (``last_fed_step``), so it is checkpointed with it. Entries without any
+    ``validation/*`` metric only advance the cursor.
+
+    This is a host-side function: it reads ``state.last_fed_step`` (a device to
+    host transfer), so keep the plateau state out of the jitted train step's
+    outputs, or the read waits for that step to finish.
+
+    Args:
+      config: the detector's configuration.
+      state: the current state.
+      eval_results: AlgoPerf's list of ``(global_step, metrics_dict)``, in
+        increasing step order.
+
+    Returns:
+      The updated state. A trigger among the new entries shows as an increase of
+      ``num_triggers``; ``last_reason`` says why.
+
+    Raises:
+      TypeError: ``config`` or an entry has the wrong type.
+      ValueError: a new entry has validation metrics but not ``config.metric``,
+        or a step does not fit in int32.
+
+    Example:
+      >>> cfg = PlateauConfig(patience=1)
+      >>> state = init_plateau_state(cfg)
+      >>> results = [(1, {"validation/loss": 2.0}), (50, {"validation/loss": 2.0})]
+      >>> state = feed_eval_results(cfg, state, results)
+      >>> state = feed_eval_results(cfg, state, results)  # nothing new: no change
+      >>> int(state.num_evals), int(state.num_triggers), int(state.last_fed_step)
+      (2, 1, 50)
+    """
+    _check_config(config)
+    if not eval_results:
+        return state
+    last = int(np.asarray(state.last_fed_step))
+    new: list[tuple[int, Any]] = []
+    for item in reversed(eval_results):
+        step, metrics = _entry(item)
+        if step <= last:
+            break
+        new.append((step, metrics))
+    for step, metrics in reversed(new):
+        if step > _INT32_MAX:
+            raise ValueError(f"global_step must fit in int32, got global_step={step}")
+        value = _validation_value(config, step, metrics)
+        if value is None:
+            state = state._replace(last_fed_step=_i32(step))
+            continue
+        with np.errstate(over="ignore"):  # beyond float32's range: +-inf, skipped
+            value32 = np.float32(value)
+        state, _, _ = _update_jit(config, state, value32, np.int32(step))
+    return state
