@@ -62,6 +62,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from algoperf_reinit.schedules._scale import scale_by_cycle_table
+from algoperf_reinit.schedules._table import CycleTable
+
 __all__ = [
     "ScaleByNadamState",
     "adamw",
@@ -144,6 +147,20 @@ def _check_learning_rate(learning_rate: Any, direction_fn: str) -> None:
     if callable(learning_rate):
         return
     _non_negative("learning_rate", learning_rate)
+
+
+def _scale_by_learning_rate(
+    learning_rate: float | optax.Schedule | CycleTable, clock: str
+) -> optax.GradientTransformation:
+    """``-learning_rate`` scaling; a :class:`CycleTable` is kept in the optimizer state."""
+    if isinstance(learning_rate, CycleTable):
+        return scale_by_cycle_table(learning_rate, clock)
+    if clock != "steps":
+        raise ValueError(
+            f"clock={clock!r} needs learning_rate to be a CycleTable (a plain schedule is a "
+            "function of the step count)"
+        )
+    return optax.scale_by_learning_rate(learning_rate)
 
 
 def _saturating_increment(count: jax.Array) -> jax.Array:
@@ -279,7 +296,7 @@ def nadamw_direction(
 
 
 def nadamw(
-    learning_rate: float | optax.Schedule,
+    learning_rate: float | optax.Schedule | CycleTable,
     b1: float | None = None,
     b2: float = 0.999,
     eps: float = 1e-8,
@@ -289,12 +306,16 @@ def nadamw(
     one_minus_beta1: float | None = None,
     eps_root: float = 0.0,
     debias: bool = True,
+    clock: str = "steps",
 ) -> optax.GradientTransformation:
     """NAdamW of the AlgoPerf baseline: ``-lr * (nadam_direction + weight_decay * param)``.
 
     Args:
-      learning_rate: a number ``>= 0`` or an ``optax.Schedule`` of the update count
-        (0 for the first update).
+      learning_rate: a number ``>= 0``, an ``optax.Schedule`` of the update count
+        (0 for the first update), or a :class:`CycleTable`, which is then held in
+        the optimizer state (:func:`algoperf_reinit.schedules.scale_by_cycle_table`)
+        so that :func:`algoperf_reinit.schedules.replace_table` can change the
+        schedule without recompiling the train step.
       b1: see :func:`nadamw_direction`.
       b2: see :func:`nadamw_direction`.
       eps: see :func:`nadamw_direction`.
@@ -303,9 +324,11 @@ def nadamw(
       one_minus_beta1: see :func:`nadamw_direction`.
       eps_root: see :func:`nadamw_direction`.
       debias: see :func:`nadamw_direction`.
+      clock: for a :class:`CycleTable`, ``"steps"`` or ``"seconds"`` (see
+        :func:`algoperf_reinit.schedules.set_clock_time`).
 
     Returns:
-      ``optax.chain(nadamw_direction(...), optax.scale_by_learning_rate(learning_rate))``.
+      ``optax.chain(nadamw_direction(...), <learning-rate scaling>)``.
 
     Raises:
       TypeError: if ``learning_rate`` is None (use :func:`nadamw_direction`) or a
@@ -324,7 +347,7 @@ def nadamw(
             eps_root=eps_root,
             debias=debias,
         ),
-        optax.scale_by_learning_rate(learning_rate),
+        _scale_by_learning_rate(learning_rate, clock),
     )
 
 
@@ -373,7 +396,7 @@ def adamw_direction(
 
 
 def adamw(
-    learning_rate: float | optax.Schedule,
+    learning_rate: float | optax.Schedule | CycleTable,
     b1: float | None = None,
     b2: float = 0.999,
     eps: float = 1e-8,
@@ -382,11 +405,13 @@ def adamw(
     *,
     one_minus_beta1: float | None = None,
     eps_root: float = 0.0,
+    clock: str = "steps",
 ) -> optax.GradientTransformation:
     """AdamW: ``-lr * (adam_direction + weight_decay * param)``, same maths as ``optax.adamw``.
 
     Args:
-      learning_rate: a number ``>= 0`` or an ``optax.Schedule`` of the update count.
+      learning_rate: a number ``>= 0``, an ``optax.Schedule`` of the update count, or
+        a :class:`CycleTable` held in the optimizer state (see :func:`nadamw`).
       b1: see :func:`adamw_direction`.
       b2: see :func:`adamw_direction`.
       eps: see :func:`adamw_direction`.
@@ -394,9 +419,10 @@ def adamw(
       weight_decay_mask: see :func:`adamw_direction`.
       one_minus_beta1: see :func:`adamw_direction`.
       eps_root: see :func:`adamw_direction`.
+      clock: see :func:`nadamw`.
 
     Returns:
-      ``optax.chain(adamw_direction(...), optax.scale_by_learning_rate(learning_rate))``.
+      ``optax.chain(adamw_direction(...), <learning-rate scaling>)``.
 
     Raises:
       TypeError: if ``learning_rate`` is None (use :func:`adamw_direction`) or a
@@ -414,5 +440,5 @@ def adamw(
             one_minus_beta1=one_minus_beta1,
             eps_root=eps_root,
         ),
-        optax.scale_by_learning_rate(learning_rate),
+        _scale_by_learning_rate(learning_rate, clock),
     )

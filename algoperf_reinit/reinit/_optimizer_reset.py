@@ -8,7 +8,11 @@ four modes, applied by :func:`reset_optimizer_state`:
 * ``rescale``: first moments multiplied by ``alpha``, second moments by
   ``alpha_nu`` (``alpha=1, alpha_nu=1`` is ``keep``; ``0, 0`` is ``zero``).
 * ``reinit``: the whole state replaced by ``tx.init(params)`` (this also
-  restarts any schedule or hyperparameter state inside ``tx``).
+  restarts optax schedule or hyperparameter state inside ``tx``).
+
+Whatever the mode, a :class:`~algoperf_reinit.schedules.CycleScheduleState` (the
+cycle table and its position, from ``scale_by_cycle_table``) is carried over
+unchanged: a reset never moves the learning-rate schedule.
 
 and a ``count`` policy for every step count in the state (which drives Adam's
 bias correction): ``keep`` it or ``reset`` it to 0.
@@ -64,6 +68,7 @@ import numpy as np
 import optax
 
 from algoperf_reinit.reinit import _tree
+from algoperf_reinit.schedules._scale import CycleScheduleState
 
 __all__ = [
     "COUNT_POLICIES",
@@ -363,4 +368,12 @@ def reset_optimizer_state(
             new_state = _copy_counts(opt_state, new_state)
     if policy.count == "reset":
         new_state = reset_counts(new_state)
-    return new_state
+    return _keep_schedule_states(opt_state, new_state)
+
+
+def _keep_schedule_states(old: optax.OptState, new: optax.OptState) -> optax.OptState:
+    """The learning-rate schedule's position and table survive every reset."""
+    is_schedule = lambda node: isinstance(node, CycleScheduleState)  # noqa: E731
+    return jax.tree.map(
+        lambda o, n: o if is_schedule(o) else n, old, new, is_leaf=is_schedule
+    )

@@ -12,6 +12,15 @@ from algoperf_reinit.schedules._config import (
     cycle_lengths,
     plan_cycles,
 )
+from algoperf_reinit.schedules._scale import (
+    CycleScheduleState,
+    current_cycle,
+    current_learning_rate,
+    replace_table,
+    scale_by_cycle_table,
+    schedule_state,
+    set_clock_time,
+)
 from algoperf_reinit.schedules._seed import (
     DecayPiece,
     LRSchedule,
@@ -45,6 +54,7 @@ __all__ = [
     "CLOCKS",
     "DECAY_NAMES",
     "WARMUP_NAMES",
+    "CycleScheduleState",
     "CycleSpec",
     "CycleTable",
     "Decay",
@@ -57,6 +67,8 @@ __all__ = [
     "WarmupPiece",
     "build_cycle_table",
     "combine_warmup_decay_fn",
+    "current_cycle",
+    "current_learning_rate",
     "cycle_index",
     "cycle_lengths",
     "decay_fn",
@@ -66,6 +78,10 @@ __all__ = [
     "jax_lr_schedule",
     "plan_cycles",
     "pytorch_cosine_warm_restarts",
+    "replace_table",
+    "scale_by_cycle_table",
+    "schedule_state",
+    "set_clock_time",
     "table_from_cycles",
     "timm_cosine",
     "warmup_fn",
