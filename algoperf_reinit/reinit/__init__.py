@@ -7,8 +7,12 @@
   (keep, full re-init, shrink-and-perturb; selective by mask, path or type).
 * Plateau detection on validation metrics: :class:`PlateauConfig`,
   :func:`update_plateau`, :func:`feed_eval_results`.
+* Early cycle stops with the remaining budget redistributed: :func:`end_cycle_early`.
+* All of it tied together, once per step: :func:`model_reinit_schedule` with a
+  :class:`ReinitConfig` and a checkpointable :class:`ReinitState`.
 """
 
+from algoperf_reinit.reinit._eval_results import feed_eval_results, latest_validation_value
 from algoperf_reinit.reinit._optimizer_reset import (
     COUNT_POLICIES,
     RESET_MODES,
@@ -34,11 +38,25 @@ from algoperf_reinit.reinit._plateau import (
     PlateauConfig,
     PlateauReason,
     PlateauState,
-    feed_eval_results,
     init_plateau_state,
-    latest_validation_value,
     reset_plateau,
     update_plateau,
+)
+from algoperf_reinit.reinit._redistribute import (
+    EarlyStopResult,
+    Redistribution,
+    end_cycle_early,
+)
+from algoperf_reinit.reinit._schedule import (
+    SCHEMA_VERSION,
+    ReinitConfig,
+    ReinitEvent,
+    ReinitOutput,
+    ReinitState,
+    check_reinit_state,
+    init_reinit_state,
+    metric_strength,
+    model_reinit_schedule,
 )
 from algoperf_reinit.reinit._tree import map_counts, map_params_like, params_like_paths
 
@@ -48,17 +66,29 @@ __all__ = [
     "PARAMETER_TYPE_NAMES",
     "PARAM_MODES",
     "RESET_MODES",
+    "SCHEMA_VERSION",
+    "EarlyStopResult",
     "ModelStateResetPolicy",
     "OptimizerResetPolicy",
     "ParamResetPolicy",
     "PlateauConfig",
     "PlateauReason",
     "PlateauState",
+    "Redistribution",
+    "ReinitConfig",
+    "ReinitEvent",
+    "ReinitOutput",
+    "ReinitState",
+    "check_reinit_state",
+    "end_cycle_early",
     "feed_eval_results",
     "init_plateau_state",
+    "init_reinit_state",
     "latest_validation_value",
     "map_counts",
     "map_params_like",
+    "metric_strength",
+    "model_reinit_schedule",
     "moment_paths",
     "param_reset_mask",
     "params_like_paths",

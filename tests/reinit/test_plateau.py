@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from algoperf_reinit.reinit._plateau import (
+from algoperf_reinit.reinit import (
     PlateauConfig,
     PlateauReason,
     PlateauState,

@@ -1,0 +1,161 @@
+"""Feeding AlgoPerf's ``eval_results`` to the plateau detector, on the host.
+
+:func:`latest_validation_value` reads AlgoPerf's ``eval_results`` list of
+``(global_step, metrics)`` (only ``validation/*`` keys), and
+:func:`feed_eval_results` feeds every evaluation newer than
+``state.last_fed_step``, so calling it on every training step is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from algoperf_reinit.reinit._plateau import (
+    _INT32_MAX,
+    PlateauConfig,
+    PlateauState,
+    _check_config,
+    _i32,
+    update_plateau,
+)
+
+# The host-side feed jits the update once per config (config is hashable).
+_update_jit = jax.jit(update_plateau, static_argnums=0)
+
+
+def _validation_value(config: PlateauConfig, step: int, metrics: Any) -> float | None:
+    """The configured metric of one eval dict; ``None`` if it has no validation metrics."""
+    if not isinstance(metrics, Mapping):
+        raise TypeError(
+            f"eval_results entries must be (global_step, dict) pairs, got a "
+            f"{type(metrics).__name__} at step {step}"
+        )
+    available = sorted(
+        k
+        for k in metrics
+        if isinstance(k, str) and k.startswith("validation/") and k != "validation/num_examples"
+    )
+    if not available:
+        return None
+    if config.metric not in metrics:
+        raise ValueError(
+            f"metric={config.metric!r} is not in the evaluation at step {step}; "
+            f"available validation metrics: {available}"
+        )
+    raw = metrics[config.metric]
+    try:
+        return float(np.asarray(raw, dtype=np.float64).reshape(()))
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{config.metric} at step {step} must be a scalar number, got {raw!r}"
+        ) from err
+
+
+def _entry(item: Any) -> tuple[int, Any]:
+    if not isinstance(item, tuple | list) or len(item) != 2:
+        raise TypeError(f"eval_results entries must be (global_step, dict) pairs, got {item!r}")
+    step, metrics = item
+    if isinstance(step, bool) or not isinstance(step, int | np.integer):
+        raise TypeError(f"global_step in eval_results must be an int, got {step!r}")
+    return int(step), metrics
+
+
+def latest_validation_value(
+    eval_results: Sequence[tuple[int, Mapping[str, Any]]], config: PlateauConfig
+) -> tuple[int, float] | None:
+    """The configured validation metric of the newest evaluation.
+
+    Reads only the ``validation/*`` key ``config.metric``; the value is returned as
+    found (possibly NaN or infinite).
+
+    Args:
+      eval_results: AlgoPerf's list of ``(global_step, metrics_dict)``.
+      config: the detector's configuration (for ``metric``).
+
+    Returns:
+      ``(global_step, value)`` of the last entry, or ``None`` if the list is empty
+      or the last entry holds no ``validation/*`` metric at all.
+
+    Raises:
+      TypeError: ``config`` or an entry has the wrong type.
+      ValueError: the last entry has validation metrics but not ``config.metric``
+        (the message lists the available ones).
+
+    Example:
+      >>> results = [(1, {"validation/loss": 2.5}), (90, {"validation/loss": 1.5})]
+      >>> latest_validation_value(results, PlateauConfig(metric="loss"))
+      (90, 1.5)
+    """
+    _check_config(config)
+    if not eval_results:
+        return None
+    step, metrics = _entry(eval_results[-1])
+    value = _validation_value(config, step, metrics)
+    return None if value is None else (step, value)
+
+
+def feed_eval_results(
+    config: PlateauConfig,
+    state: PlateauState,
+    eval_results: Sequence[tuple[int, Mapping[str, Any]]],
+) -> PlateauState:
+    """Feeds every evaluation newer than ``state.last_fed_step``, oldest first.
+
+    Safe to call on every training step with the runner's growing list: entries
+    already fed are skipped, so nothing is counted twice. The cursor lives in the
+    state (``last_fed_step``), so it is checkpointed with it. Entries without any
+    ``validation/*`` metric only advance the cursor.
+
+    This is a host-side function: it reads ``state.last_fed_step`` (a device to
+    host transfer), so keep the plateau state out of the jitted train step's
+    outputs, or the read waits for that step to finish.
+
+    Args:
+      config: the detector's configuration.
+      state: the current state.
+      eval_results: AlgoPerf's list of ``(global_step, metrics_dict)``, in
+        increasing step order.
+
+    Returns:
+      The updated state. A trigger among the new entries shows as an increase of
+      ``num_triggers``; ``last_reason`` says why.
+
+    Raises:
+      TypeError: ``config`` or an entry has the wrong type.
+      ValueError: a new entry has validation metrics but not ``config.metric``,
+        or a step does not fit in int32.
+
+    Example:
+      >>> cfg = PlateauConfig(patience=1)
+      >>> state = init_plateau_state(cfg)
+      >>> results = [(1, {"validation/loss": 2.0}), (50, {"validation/loss": 2.0})]
+      >>> state = feed_eval_results(cfg, state, results)
+      >>> state = feed_eval_results(cfg, state, results)  # nothing new: no change
+      >>> int(state.num_evals), int(state.num_triggers), int(state.last_fed_step)
+      (2, 1, 50)
+    """
+    _check_config(config)
+    if not eval_results:
+        return state
+    last = int(np.asarray(state.last_fed_step))
+    new: list[tuple[int, Any]] = []
+    for item in reversed(eval_results):
+        step, metrics = _entry(item)
+        if step <= last:
+            break
+        new.append((step, metrics))
+    for step, metrics in reversed(new):
+        if step > _INT32_MAX:
+            raise ValueError(f"global_step must fit in int32, got global_step={step}")
+        value = _validation_value(config, step, metrics)
+        if value is None:
+            state = state._replace(last_fed_step=_i32(step))
+            continue
+        with np.errstate(over="ignore"):  # beyond float32's range: +-inf, skipped
+            value32 = np.float32(value)
+        state, _, _ = _update_jit(config, state, value32, np.int32(step))
+    return state
