@@ -128,7 +128,7 @@ class ReinitState(NamedTuple):
 class ReinitEvent(NamedTuple):
     """A record of one early stop or reset, for logs and plots."""
 
-    step: float
+    step: int | float  # int on the steps clock, seconds on the seconds clock
     cycle: int
     kind: str  # "early_stop", "early_stop_skipped" or "reset"
     reason: str
@@ -303,6 +303,7 @@ def model_reinit_schedule(
     del hyperparameters
     state = check_reinit_state(state)
     t = float(global_step)
+    when = int(global_step) if config.clock == "steps" else t  # event time, as given
     events: list[ReinitEvent] = []
     table = state.table
 
@@ -316,7 +317,7 @@ def model_reinit_schedule(
                 result = end_cycle_early(table, t, config.redistribution, clock=config.clock)
                 reason = PlateauReason(int(np.asarray(plateau.last_reason))).name.lower()
                 events.append(ReinitEvent(
-                    step=t, cycle=result.cycle,
+                    step=when, cycle=result.cycle,
                     kind="early_stop" if result.applied else "early_stop_skipped",
                     reason=f"plateau ({reason}): {result.reason}",
                     metrics=_plateau_metrics(plateau),
@@ -342,7 +343,7 @@ def model_reinit_schedule(
             )
             state = state._replace(num_resets=state.num_resets + 1)
             events.append(ReinitEvent(
-                step=t, cycle=cycle, kind="reset",
+                step=when, cycle=cycle, kind="reset",
                 reason=(f"cycle {cycle} began: params {config.params.mode}, optimizer "
                         f"{config.optimizer.mode}"),
                 metrics={"strength": strength},
