@@ -117,7 +117,7 @@ class ReinitState(NamedTuple):
     """Everything :func:`model_reinit_schedule` carries from step to step."""
 
     version: jax.Array  # shape=(), dtype=int32; SCHEMA_VERSION
-    table: CycleTable  # the authoritative cycle table (the optimizer holds a copy)
+    table: CycleTable  # the authoritative cycle table, host numpy (the optimizer holds a copy)
     plateau: PlateauState
     key: jax.Array  # shape=(2,), dtype=uint32; base key of fresh initialisations
     cycle: jax.Array  # shape=(), dtype=int32; newest cycle whose start was handled
@@ -175,13 +175,18 @@ def init_reinit_state(config: ReinitConfig, table: CycleTable, rng: Any) -> Rein
     plateau = init_plateau_state(config.plateau or PlateauConfig())
     return ReinitState(
         version=jnp.asarray(SCHEMA_VERSION, jnp.int32),
-        table=jax.tree.map(jnp.asarray, table),
+        table=_host_table(table),
         plateau=plateau,
         key=_raw_key(rng),
         cycle=jnp.zeros([], jnp.int32),
         num_resets=jnp.zeros([], jnp.int32),
         num_early_stops=jnp.zeros([], jnp.int32),
     )
+
+
+def _host_table(table: CycleTable) -> CycleTable:
+    """A host (numpy) copy: never aliased with the optimizer's donated buffers."""
+    return jax.tree.map(np.array, table)
 
 
 def check_reinit_state(state: Any) -> ReinitState:
@@ -325,7 +330,7 @@ def model_reinit_schedule(
                     new_boundaries=list(result.new_boundaries),
                 ))
                 if result.applied:
-                    table = result.table
+                    table = _host_table(result.table)
                     opt_state = replace_table(opt_state, table)
                     state = state._replace(
                         table=table, num_early_stops=state.num_early_stops + 1

@@ -73,7 +73,8 @@ def scale_by_cycle_table(table: CycleTable, clock: str = "steps") -> optax.Gradi
         return CycleScheduleState(
             step=jnp.zeros([], jnp.int32),
             time=jnp.zeros([], jnp.float32),
-            table=jax.tree.map(jnp.asarray, table),
+            # A copy: the train step donates its state, so it must own these buffers.
+            table=jax.tree.map(jnp.array, table),
         )
 
     def update_fn(updates, state, params=None):
@@ -151,7 +152,8 @@ def replace_table(opt_state: Any, table: CycleTable) -> Any:
                     f"{jnp.result_type(old)}; build it with capacity={state.table.capacity} "
                     "so the compiled step can be reused"
                 )
-        return state._replace(table=jax.tree.map(jnp.asarray, table))
+        # A copy: the train step donates its state, so it must own these buffers.
+        return state._replace(table=jax.tree.map(jnp.array, table))
 
     return _map_schedule_states(swap, opt_state)
 
