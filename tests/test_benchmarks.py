@@ -1,8 +1,9 @@
-"""The one benchmark smoke test: ``benchmarks/schedule_scaling.py --quick`` runs.
+"""Benchmark smoke tests: each benchmark's ``--quick`` mode runs.
 
-It starts the script in a subprocess with this interpreter (about 10 s on 2 CPU
-cores) and checks that it exits 0 and prints its table and target lines. It does
-not check timings: quick mode only reports them.
+Each test starts a script in a subprocess with this interpreter (about 5 s for
+``schedule_scaling.py``, 8 s for ``reinit_overhead.py`` on 2 idle CPU cores) and
+checks that it exits 0 and prints its tables and target lines. They do not check
+timings: quick mode only reports them.
 """
 
 from __future__ import annotations
@@ -16,20 +17,25 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "schedule_scaling.py"
+REINIT_SCRIPT = ROOT / "benchmarks" / "reinit_overhead.py"
 
 
-
-@pytest.mark.benchmark  # ``pytest -m "not benchmark"`` skips it
-def test_schedule_scaling_quick_mode_runs():
+def _run_quick(script: pathlib.Path) -> str:
+    """Runs ``script --quick`` from the repository root; returns its stdout."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("JAX_PLATFORMS", "cpu")
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
+        [sys.executable, str(script), "--quick"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+    return result.stdout
+
+
+@pytest.mark.benchmark  # ``pytest -m "not benchmark"`` skips it
+def test_schedule_scaling_quick_mode_runs():
+    out = _run_quick(SCRIPT)
     assert out.startswith(f"$ {sys.executable} ")
     assert "--quick" in out.splitlines()[0]
     assert "| cycles | ours eqns |" in out
@@ -41,3 +47,33 @@ def test_schedule_scaling_quick_mode_runs():
     verdicts = [line for line in out.splitlines() if line.startswith(("PASS:", "FAIL:"))]
     assert len(verdicts) == 4
     assert any("graph size constant" in line for line in verdicts)
+
+
+@pytest.mark.benchmark
+def test_reinit_overhead_quick_mode_runs():
+    out = _run_quick(REINIT_SCRIPT)
+    lines = out.splitlines()
+    assert out.startswith(f"$ {sys.executable} ")
+    assert "--quick" in lines[0]
+    assert "mode quick" in lines[2]
+    # Part 1: one row per loop, with a ms/step median and the ratio to plain.
+    for loop in ("optax", "plain", "table", "ours"):
+        assert any(line.startswith(f"| {loop} |") for line in lines), loop
+    plain = next(line for line in lines if line.startswith("| plain |"))
+    assert plain.endswith("| 1.0000 [1.0000–1.0000] |")
+    assert "Host call `model_reinit_schedule` on an ordinary step" in out
+    # Part 2: the reset costs; part 3: one row per design.
+    assert "| whole call [ms] |" in out
+    ours = next(line for line in lines if line.startswith("| ours (table"))
+    seed = next(line for line in lines if line.startswith("| seed ("))
+    # cycles, early stops, resets, jitted steps, traces, compile events, cache size.
+    ours_counts = [cell.strip() for cell in ours.split("|")[2:9]]
+    seed_counts = [cell.strip() for cell in seed.split("|")[2:9]]
+    assert int(ours_counts[1]) >= 1 and int(ours_counts[2]) >= 2, ours
+    assert ours_counts[3:6] == ["1", "1", "1"], ours  # one jitted step, traced and compiled once
+    assert int(seed_counts[3]) == int(seed_counts[1]) + 1, seed  # one more per early stop
+    verdicts = [line for line in lines if line.startswith(("PASS:", "FAIL:"))]
+    assert len(verdicts) == 3
+    assert verdicts[1].startswith("PASS: ours: the train step compiles once")
+    assert verdicts[2].startswith("PASS: ours: the run has >= 3 cycles")
+    assert "the exit status is 0" in out
