@@ -188,3 +188,20 @@ def test_schema_version_mismatch_is_a_clear_error():
 def test_config_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         ReinitConfig(**kwargs)
+
+
+def test_metric_strength_grows_with_the_distance_to_the_target():
+    from algoperf_reinit.reinit import metric_strength
+
+    class Target:
+        target_metric_name = "accuracy"
+        validation_target_value = 0.9
+
+    strength = metric_strength("max", full_at=0.5)
+    assert strength([], Target()) == 0.0
+    near = strength([(10, {"validation/accuracy": 0.85})], Target())
+    far = strength([(10, {"validation/accuracy": 0.3})], Target())
+    reached = strength([(10, {"validation/accuracy": 0.95})], Target())
+    assert reached == 0.0 < near < far <= 1.0
+    assert strength([(10, {"validation/accuracy": float("nan")})], Target()) == 0.0
+    ReinitConfig(strength=strength)  # accepted as the config's strength
