@@ -109,7 +109,7 @@ def full_run():
 
 
 def test_cycles_end_early_and_reset_with_one_compilation(full_run):
-    (params, _, opt_state, rstate, _, events), traces = full_run
+    (_, _, opt_state, rstate, _, events), traces = full_run
     kinds = [e.kind for e in events]
     assert kinds.count("early_stop") >= 1
     assert kinds.count("reset") >= 2
