@@ -29,3 +29,19 @@ def test_plotting_is_not_imported_by_the_library():
     code = "import sys, algoperf_reinit; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_subpackage_is_listed_for_installation():
+    # pyproject lists packages explicitly (workloads/ is renamed on install), so a new
+    # subpackage must be added there or wheels silently leave it out.
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {
+        ".".join(init.parent.relative_to(root).parts)
+        for init in (root / "algoperf_reinit").rglob("__init__.py")
+    }
+    assert found <= listed, sorted(found - listed)

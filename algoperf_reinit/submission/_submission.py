@@ -1,0 +1,288 @@
+"""The AlgoPerf v0.6 submission API, implemented once for every submission of ours.
+
+A submission file builds a :class:`CycleSubmission` from a
+:class:`SubmissionConfig` and forwards the API functions to it (see
+``submissions/*/submission.py``). Everything that changes during training lives in
+the optimizer state's element 0 (checkpointed by the harness):
+
+``optimizer_state = (SubmissionState(optax=..., reinit=...), Stepper)``
+
+Element 1, the :class:`Stepper`, holds only what the run was built with (the optax
+transformation, the jitted train step, the run directory) and is never checkpointed;
+after a restore the harness re-attaches it from a fresh ``init_optimizer_state``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+import optax
+
+from algoperf_reinit.optim import nadamw
+from algoperf_reinit.reinit import ReinitConfig, ReinitState, init_reinit_state
+from algoperf_reinit.reinit import model_reinit_schedule as _model_reinit_schedule
+from algoperf_reinit.schedules import ScheduleConfig, build_cycle_table, current_learning_rate
+from algoperf_reinit.submission._events import EventLog
+from algoperf_reinit.submission._hparams import HParams, resolve_hparams
+from algoperf_reinit.submission._step import make_train_step, replicated
+
+# Global training batch sizes: AlgoPerf's NAdamW baseline values for the benchmark
+# workloads, and ours for the bundled ones. The only sanctioned per-workload switch.
+DEFAULT_BATCH_SIZES: Mapping[str, int] = {
+    "criteo1tb": 262_144,
+    "fastmri": 32,
+    "imagenet_resnet": 1024,
+    "imagenet_vit": 1024,
+    "librispeech_conformer": 256,
+    "librispeech_deepspeech": 256,
+    "ogbg": 512,
+    "wmt": 128,
+    "mnist": 16,
+    "cifar": 128,
+    "digits": 128,
+    "stdlib_lm": 32,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SubmissionConfig:
+    """Everything that distinguishes one of our submissions from another.
+
+    Attributes:
+      name: the submission's name (plot titles, event logs).
+      schedule: how ``step_hint * budget_fraction`` is split into cycles.
+      reinit: early stops and resets at cycle boundaries.
+      defaults: hyperparameters for names the search space does not set, and the
+        self-tuning values.
+      batch_sizes: global batch size per workload name.
+      capacity: cycle-table rows (>= the number of cycles; padding lets the table
+        change without recompiling).
+      plot: draw ``lr_schedule.png`` at init and after every event (on the clock
+        under the harness: turn it off for scoring runs).
+      log_every: log loss, grad norm, learning rate and cycle through
+        ``workload.metrics_logger`` every this many steps (each log syncs the host).
+    """
+
+    name: str
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    reinit: ReinitConfig = dataclasses.field(default_factory=ReinitConfig)
+    defaults: HParams = dataclasses.field(default_factory=HParams)
+    batch_sizes: Mapping[str, int] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_BATCH_SIZES))
+    capacity: int = 16
+    plot: bool = True
+    log_every: int = 100
+
+    def __post_init__(self):
+        if not isinstance(self.schedule, ScheduleConfig):
+            raise TypeError(f"schedule must be a ScheduleConfig, got {type(self.schedule)}")
+        if not isinstance(self.reinit, ReinitConfig):
+            raise TypeError(f"reinit must be a ReinitConfig, got {type(self.reinit)}")
+        if self.schedule.num_cycles > self.capacity:
+            raise ValueError(
+                f"capacity ({self.capacity}) must be >= the number of cycles "
+                f"({self.schedule.num_cycles})"
+            )
+        if self.schedule.clock != "steps" or self.reinit.clock != "steps":
+            raise ValueError("submissions run on the steps clock; clock must be 'steps'")
+        if not isinstance(self.log_every, int) or self.log_every < 1:
+            raise ValueError(f"log_every must be an int >= 1, got {self.log_every!r}")
+
+
+class SubmissionState(NamedTuple):
+    """Element 0 of the optimizer state: everything that changes, as arrays."""
+
+    optax: Any
+    reinit: ReinitState
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Stepper:
+    """Element 1 of the optimizer state: how this run steps (never checkpointed)."""
+
+    tx: optax.GradientTransformation
+    train_step: Any
+    hparams: HParams
+    events: EventLog | None
+
+    def __call__(self, updates, state, params=None):  # AlgoPerf calls it opt_update_fn
+        return self.tx.update(updates, state, params)
+
+
+class CycleSubmission:
+    """The v0.6 API over a :class:`SubmissionConfig`; holds no training state."""
+
+    def __init__(self, config: SubmissionConfig):
+        if not isinstance(config, SubmissionConfig):
+            raise TypeError(f"config must be a SubmissionConfig, got {type(config).__name__}")
+        self.config = config
+
+    def get_batch_size(self, workload_name: str) -> int:
+        """Global training batch size; ``ValueError`` for an unknown workload."""
+        if workload_name not in self.config.batch_sizes:
+            raise ValueError(
+                f"{self.config.name} has no batch size for workload {workload_name!r}; known: "
+                f"{sorted(self.config.batch_sizes)}"
+            )
+        return self.config.batch_sizes[workload_name]
+
+    def init_optimizer_state(
+        self,
+        workload: Any,
+        model_params: Any,
+        model_state: Any,
+        hyperparameters: Any,
+        rng: Any,
+        run_dir: str | pathlib.Path | None = None,
+    ) -> tuple[SubmissionState, Stepper]:
+        """Builds the cycle table, the optimizer and the reinit state; draws the PNG."""
+        del model_state
+        hp = resolve_hparams(hyperparameters, self.config.defaults)
+        budget = max(int(workload.step_hint * hp.budget_fraction), 1)
+        table = build_cycle_table(self.config.schedule, budget, hp.learning_rate,
+                                  hp.warmup_factor, capacity=self.config.capacity)
+        tx = nadamw(table, b2=hp.beta2, weight_decay=hp.weight_decay,
+                    one_minus_beta1=hp.one_minus_beta1)
+        params = jax.device_put(model_params, replicated())
+        # Replicated before the first step, or step 0 compiles a second time
+        # (ALGOPERF_API.md §2); the reinit state stays on the host.
+        state = SubmissionState(
+            optax=jax.device_put(tx.init(params), replicated()),
+            reinit=init_reinit_state(self.config.reinit, table, rng),
+        )
+        events = None
+        if run_dir is not None:
+            events = EventLog(pathlib.Path(run_dir), title=self._title(workload, hp),
+                              plot=self.config.plot)
+            events.start(table)
+        step = make_train_step(workload, tx, use_dropout_arg=hp.dropout_rate is not None)
+        return state, Stepper(tx=tx, train_step=step, hparams=hp, events=events)
+
+    def _title(self, workload: Any, hp: HParams) -> str:
+        name = type(workload).__name__
+        return (f"{self.config.name} on {name}: lr {hp.learning_rate:.3g}, warmup "
+                f"{hp.warmup_factor:.3g}, {self.config.schedule.num_cycles} planned cycles")
+
+    def update_params(
+        self,
+        workload: Any,
+        current_param_container: Any,
+        model_state: Any,
+        hyperparameters: Any,
+        batch: Mapping[str, Any],
+        optimizer_state: tuple[SubmissionState, Stepper],
+        eval_results: Sequence[tuple[int, Mapping[str, Any]]],
+        global_step: int,
+        rng: Any,
+    ) -> tuple[tuple[SubmissionState, Stepper], Any, Any]:
+        """One step: early stops and resets due now, then the jitted train step."""
+        state, stepper = optimizer_state
+        params = current_param_container
+        out = _model_reinit_schedule(
+            global_step, workload, None, hyperparameters, eval_results, state.reinit,
+            params, model_state, state.optax, self.config.reinit, tx=stepper.tx,
+        )
+        if out.events and stepper.events is not None:
+            stepper.events.record(out.events, out.state.table)
+        # Replicated state every step (a no-op for arrays already replicated): the
+        # harness's step-0 params and a reset's fresh arrays may be single-device, and
+        # a new sharding would compile the step again (ALGOPERF_API.md §2).
+        params, model_state, opt_state = jax.device_put(
+            (out.params, out.model_state, out.opt_state), replicated())
+        hp = stepper.hparams
+        result = stepper.train_step(
+            params, model_state, opt_state, batch, rng, np.float32(hp.label_smoothing),
+            np.float32(hp.dropout_rate or 0.0), np.float32(hp.grad_clip or 0.0),
+        )
+        if global_step % self.config.log_every == 0:
+            self._log(workload, global_step, result, out.state)
+        new_state = SubmissionState(optax=result.opt_state, reinit=out.state)
+        return (new_state, stepper), result.params, result.model_state
+
+    def _log(self, workload: Any, global_step: int, result: Any, reinit: ReinitState) -> None:
+        logger = getattr(workload, "metrics_logger", None)
+        if logger is None:
+            return
+        logger.append_scalar_metrics(
+            {
+                "loss": float(result.loss),
+                "grad_norm": float(result.grad_norm),
+                "learning_rate": current_learning_rate(result.opt_state),
+                "cycle": int(reinit.cycle),
+            },
+            global_step,
+        )
+
+    def prepare_for_eval(self, optimizer_state, current_param_container, model_state):
+        """No averaging: the live parameters are evaluated."""
+        return optimizer_state, current_param_container, model_state
+
+    def data_selection(self, input_queue: Iterator[dict[str, Any]]) -> dict[str, Any]:
+        """The next batch of the harness's queue."""
+        return next(input_queue)
+
+
+class SubmissionAPI(NamedTuple):
+    """The five v0.6 API functions, with AlgoPerf's exact parameter names."""
+
+    get_batch_size: Any
+    init_optimizer_state: Any
+    update_params: Any
+    prepare_for_eval: Any
+    data_selection: Any
+
+
+def submission_api(submission: CycleSubmission, run_dir: Any = None) -> SubmissionAPI:
+    """Module-level API functions for a submission file.
+
+    The harness looks the functions up by name, calls ``update_params`` and
+    ``prepare_for_eval`` with keyword arguments, and passes ``train_state`` only
+    because ``update_params`` names it; the parameter names below are the API's.
+
+    Args:
+      submission: the submission.
+      run_dir: ``run_dir(workload, hyperparameters, rng) -> path or None``, supplied
+        by the submission file (an entry point may read the harness's flags; the
+        library does not).
+
+    Returns:
+      The functions; assign them to module attributes of the same names.
+    """
+
+    def get_batch_size(workload_name):
+        return submission.get_batch_size(workload_name)
+
+    def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
+        directory = run_dir(workload, hyperparameters, rng) if run_dir is not None else None
+        return submission.init_optimizer_state(workload, model_params, model_state,
+                                               hyperparameters, rng, run_dir=directory)
+
+    def update_params(workload, current_param_container, current_params_types, model_state,
+                      hyperparameters, batch, loss_type, optimizer_state, eval_results,
+                      global_step, rng, train_state=None):
+        del current_params_types, loss_type, train_state
+        return submission.update_params(workload, current_param_container, model_state,
+                                        hyperparameters, batch, optimizer_state, eval_results,
+                                        global_step, rng)
+
+    def prepare_for_eval(workload, current_param_container, current_params_types, model_state,
+                         hyperparameters, loss_type, optimizer_state, eval_results, global_step,
+                         rng):
+        del workload, current_params_types, hyperparameters, loss_type, eval_results
+        del global_step, rng
+        return submission.prepare_for_eval(optimizer_state, current_param_container,
+                                           model_state)
+
+    def data_selection(workload, input_queue, optimizer_state, current_param_container,
+                       model_state, hyperparameters, global_step, rng):
+        del workload, optimizer_state, current_param_container, model_state, hyperparameters
+        del global_step, rng
+        return submission.data_selection(input_queue)
+
+    return SubmissionAPI(get_batch_size, init_optimizer_state, update_params, prepare_for_eval,
+                         data_selection)

@@ -1,0 +1,63 @@
+"""The seed's submission done right: cycles with per-cycle alterations, plateau-ended
+cycles, shrink-and-perturb of the parameters and momentum rescaling at every new cycle
+
+AlgoPerf v0.6 submission (JAX). This file only wires library parts; the logic is in
+``algoperf_reinit.submission``. See README.md beside this file.
+"""
+
+import os
+
+import absl.flags
+
+from algoperf_reinit import ScheduleConfig
+from algoperf_reinit.reinit import (
+    ModelStateResetPolicy,
+    OptimizerResetPolicy,
+    ParamResetPolicy,
+    PlateauConfig,
+    Redistribution,
+    ReinitConfig,
+)
+from algoperf_reinit.submission import (
+    RUN_DIR_ENV,
+    CycleSubmission,
+    SubmissionConfig,
+    resolve_run_dir,
+    submission_api,
+)
+
+SUBMISSION = CycleSubmission(SubmissionConfig(
+    name="nadamw_reinit",
+    schedule=ScheduleConfig(
+        cycle_fractions=(0.25, 0.35, 0.4),
+        lr_scales=(1.0, 0.7, 0.5),          # the seed's alter_lr, relative to the tuned lr
+        alter_warmup=(0.0, 0.02, 0.02),     # the seed's alter_warmupfactor
+    ),
+    reinit=ReinitConfig(
+        params=ParamResetPolicy("shrink_perturb", shrink=0.8, perturb=0.1,
+                                model_state=ModelStateResetPolicy("keep")),
+        optimizer=OptimizerResetPolicy(mode="rescale", alpha=0.5),  # momentum * alpha
+        plateau=PlateauConfig(metric="loss", ema=0.5, patience=3, rel_threshold=1e-3,
+                              min_evals=3, cooldown=1),
+        redistribution=Redistribution(rule="proportional"),
+    ),
+))
+
+
+def _run_dir(workload, hyperparameters, rng):
+    """Run directory: our runner's env var, else the harness's flags, else the cwd."""
+    flags = absl.flags.FLAGS
+
+    def flag(name):
+        return getattr(flags, name, None) if name in flags and flags.is_parsed() else None
+
+    name = flag("workload") or type(workload).__name__
+    return resolve_run_dir(name, hyperparameters, rng, env_run_dir=os.environ.get(RUN_DIR_ENV),
+                           experiment_dir=flag("experiment_dir"),
+                           experiment_name=flag("experiment_name"))
+
+
+# The AlgoPerf v0.6 API: get_batch_size, init_optimizer_state, update_params,
+# prepare_for_eval, data_selection (exact parameter names; see SubmissionAPI).
+(get_batch_size, init_optimizer_state, update_params, prepare_for_eval,
+ data_selection) = submission_api(SUBMISSION, run_dir=_run_dir)
