@@ -165,6 +165,34 @@ def _eval_points(eval_points: Iterable[Any]) -> np.ndarray:
     return points
 
 
+def _history(history: Sequence[Any]) -> list[tuple[float, CycleTable]]:
+    """Validates ``history``: ``(t, table)`` pairs with strictly increasing finite ``t``."""
+    if isinstance(history, str | bytes) or not isinstance(history, Sequence):
+        raise TypeError(f"history must be a sequence of (t, CycleTable) pairs, got {history!r}")
+    out: list[tuple[float, CycleTable]] = []
+    for i, entry in enumerate(history):
+        if not (isinstance(entry, tuple | list) and len(entry) == 2):
+            raise TypeError(f"history[{i}] must be a (t, CycleTable) pair, got {entry!r}")
+        t = _number(f"history[{i}][0]", entry[0])
+        _check_table(entry[1])
+        if out and not t > out[-1][0]:
+            raise ValueError(f"history times must be strictly increasing, got "
+                             f"{out[-1][0]:g} then {t:g} at history[{i}]")
+        out.append((t, entry[1]))
+    return out
+
+
+def _applied_values(tables: Sequence[CycleTable], cuts: np.ndarray, times: np.ndarray
+                    ) -> np.ndarray:
+    """Values at ``times`` of the table in effect: ``tables[k]`` on ``[cuts[k-1], cuts[k])``."""
+    which = np.searchsorted(cuts, times, side="right")
+    values = np.empty(times.shape, np.float64)
+    for k, tb in enumerate(tables):
+        if np.any(which == k):
+            values[which == k] = _evaluate_host(tb, times[which == k])
+    return values
+
+
 def _evaluate_host(table: CycleTable, times: np.ndarray) -> np.ndarray:
     """Evaluates ``table`` at float32 ``times`` in one jitted call (padded to a block)."""
     size = max(_EVAL_BLOCK, -(-times.size // _EVAL_BLOCK) * _EVAL_BLOCK)
@@ -202,6 +230,7 @@ def plot_schedule(
     title: str | None = None,
     events: Sequence[Any] = (),
     eval_points: Sequence[float] | np.ndarray = (),
+    history: Sequence[tuple[float, CycleTable]] = (),
     num_points: int = 4000,
     dpi: int = DEFAULT_DPI,
 ) -> pathlib.Path:
@@ -227,6 +256,13 @@ def plot_schedule(
         attributes, or mappings. Events outside the plotted range are not drawn.
       eval_points: steps (or times) of evaluations, drawn as dots on the curve.
         Points outside the plotted range are not drawn.
+      history: the tables a run used before ``table``, for a schedule changed
+        while training (an early stop redistributes the budget): ``(t, old)``
+        pairs, ``t`` strictly increasing, where ``old`` applied up to ``t``
+        (from the previous pair's ``t``). The curve is then the learning rate
+        the run applied — each old table on its own stretch, ``table`` from the
+        last ``t`` on — and what each old table had planned past its ``t``, up
+        to the end of the cycle it was in, is drawn dotted.
       num_points: points of the dense grid (>= 2).
       dpi: resolution of the PNG.
 
@@ -256,6 +292,7 @@ def plot_schedule(
     dpi = _positive_int("dpi", dpi, 1)
     event_list = _events(events)
     points = _eval_points(eval_points)
+    past = _history(history)
 
     bounds = table.boundaries()
     lo = min(0.0, bounds[0])
@@ -263,18 +300,38 @@ def plot_schedule(
     if not hi > lo:
         raise ValueError(f"budget must be > the start of the x axis ({lo:g}), got {hi!r}")
 
-    curve_t = _sample_times(table, n, lo, hi, num_points)
-    start = np.asarray(table.start, np.float32)[:n]
-    warmup = np.asarray(table.warmup, np.float32)[:n]
-    warm_t = (start + warmup)[warmup > 0]
+    tables = [old for _, old in past] + [table]
+    cuts = np.array([t for t, _ in past], np.float32)  # table k applies on [cuts[k-1], cuts[k])
+    curve_t = np.unique(np.concatenate(
+        [_sample_times(tb, _check_table(tb), lo, hi, num_points) for tb in tables]
+        + [cuts, np.nextafter(cuts, np.float32(-np.inf))]))
+    curve_t = curve_t[(curve_t >= np.float32(lo)) & (curve_t <= np.float32(hi))]
+    warm_parts = []
+    for k, tb in enumerate(tables):
+        m = _check_table(tb)
+        ends = (np.asarray(tb.start, np.float32)[:m] + np.asarray(tb.warmup, np.float32)[:m])[
+            np.asarray(tb.warmup, np.float32)[:m] > 0]
+        seg_lo = cuts[k - 1] if k > 0 else -np.inf
+        seg_hi = cuts[k] if k < len(cuts) else np.inf
+        warm_parts.append(ends[(ends >= seg_lo) & (ends < seg_hi)])
+    warm_t = np.concatenate(warm_parts).astype(np.float32)
     warm_t = warm_t[(warm_t >= lo) & (warm_t <= hi)]
     event_list = [e for e in event_list if lo <= e.step <= hi]
     event_t = np.array([e.step for e in event_list], np.float32)
     points = points[(points >= lo) & (points <= hi)].astype(np.float32)
     all_t = np.concatenate([curve_t, warm_t, event_t, points]).astype(np.float32)
-    values = _evaluate_host(table, all_t)
+    values = _applied_values(tables, cuts, all_t)
     pieces = np.cumsum([curve_t.size, warm_t.size, event_t.size])
     curve_v, warm_v, event_v, point_v = np.split(values, pieces)
+    planned = []  # (times, values) of what each old table planned past its cut
+    for (cut, old) in past:
+        old_bounds = old.boundaries()
+        stop = min([b for b in old_bounds if b > cut] or [old_bounds[-1]])
+        stop = min(stop, hi)
+        if stop > cut:
+            ts = curve_t[(curve_t >= cut) & (curve_t < stop)]
+            ts = np.concatenate([ts, np.nextafter(np.float32([stop]), np.float32(-np.inf))])
+            planned.append((ts, _evaluate_host(old, ts)))
 
     unit = "step" if clock == "steps" else "seconds"
     if title is None:
@@ -285,6 +342,9 @@ def plot_schedule(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.plot(curve_t, curve_v, color=_CURVE_COLOR, linewidth=1.6, label="learning rate", zorder=3)
+    for j, (ts, vs) in enumerate(planned):
+        ax.plot(ts, vs, color=_CURVE_COLOR, linewidth=1.0, linestyle="dotted", alpha=0.6,
+                label="plan before early stop" if j == 0 else None, zorder=2)
     inner = [b for b in bounds if lo < b < hi]
     if inner:
         ax.vlines(inner, 0, 1, transform=ax.get_xaxis_transform(), colors=_BOUNDARY_COLOR,
@@ -309,8 +369,9 @@ def plot_schedule(
                             xytext=(4, 6), textcoords="offset points", fontsize=7, color=color)
 
     ax.set_xlim(lo, hi)
-    top = float(np.max(values)) if values.size else 1.0
-    ax.set_ylim(min(0.0, float(np.min(values))), top * 1.08 if top > 0 else 1.0)
+    shown = np.concatenate([values, *[vs for _, vs in planned]])
+    top = float(np.max(shown)) if shown.size else 1.0
+    ax.set_ylim(min(0.0, float(np.min(shown))), top * 1.08 if top > 0 else 1.0)
     ax.xaxis.set_major_formatter(EngFormatter())
     ax.yaxis.set_major_formatter(EngFormatter())
     ax.set_xlabel(unit)

@@ -77,3 +77,18 @@ def test_reinit_overhead_quick_mode_runs():
     assert verdicts[1].startswith("PASS: ours: the train step compiles once")
     assert verdicts[2].startswith("PASS: ours: the run has >= 3 cycles")
     assert "the exit status is 0" in out
+
+
+@pytest.mark.benchmark
+def test_time_to_target_quick_mode_runs():
+    out = _run_quick(ROOT / "benchmarks" / "time_to_target.py")
+    lines = out.splitlines()
+    assert out.startswith(f"$ {sys.executable} ") and "--quick" in lines[0]
+    assert "mode quick" in lines[1]
+    rows = {line.split("|")[1].strip(): line for line in lines
+            if line.startswith("| nadamw_")}
+    assert set(rows) == {"nadamw_baseline", "nadamw_reinit"}
+    cells = [c.strip() for c in rows["nadamw_baseline"].split("|")[1:-1]]
+    assert cells[4] == "1.00"  # the baseline's ratio to itself
+    assert cells[5] == "1"  # one train-step compilation
+    assert float(cells[3]) > 0

@@ -198,3 +198,53 @@ def test_gallery_readme_lists_exactly_the_committed_pngs():
     assert 8 <= len(on_disk) <= 12
     assert sum((plots / name).stat().st_size for name in on_disk) < 1.5e6
     assert all((plots / name).read_bytes().startswith(PNG_SIGNATURE) for name in on_disk)
+
+
+def _tables_before_and_after_an_early_stop():
+    from algoperf_reinit.schedules import ScheduleConfig, build_cycle_table
+
+    before = build_cycle_table(ScheduleConfig(cycle_fractions=(0.5, 0.5)), 1000, 1e-3, 0.1,
+                               capacity=4)
+    after = build_cycle_table(ScheduleConfig(cycle_fractions=(0.3, 0.7)), 1000, 1e-3, 0.1,
+                              capacity=4)
+    return before, after
+
+
+def test_history_draws_the_applied_rate_of_each_stretch():
+    from algoperf_reinit.plotting import _applied_values
+    from algoperf_reinit.schedules import evaluate
+
+    before, after = _tables_before_and_after_an_early_stop()
+    times = np.arange(0, 1000, 7, dtype=np.float32)
+    got = _applied_values([before, after], np.array([300.0], np.float32), times)
+    want = np.where(times < 300, np.asarray(evaluate(before, times)),
+                    np.asarray(evaluate(after, times)))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # The stretch before the cut really follows the old plan (it differs from the new one).
+    assert not np.allclose(got[times < 300], np.asarray(evaluate(after, times[times < 300])))
+
+
+def test_history_changes_the_figure_and_is_deterministic(tmp_path):
+    before, after = _tables_before_and_after_an_early_stop()
+    plain = plot_schedule(after, tmp_path / "plain.png").read_bytes()
+    a = plot_schedule(after, tmp_path / "a.png", history=[(300, before)]).read_bytes()
+    b = plot_schedule(after, tmp_path / "b.png", history=[(300, before)]).read_bytes()
+    assert a == b and a != plain
+
+
+@pytest.mark.parametrize(("history", "error", "message"), [
+    ("x", TypeError, "history must be a sequence"),
+    ([(1.0,)], TypeError, r"history\[0\] must be a \(t, CycleTable\) pair"),
+    ([(float("nan"), None)], ValueError, r"history\[0\]\[0\] must be finite"),
+    ([(1.0, "table")], TypeError, "table must be a CycleTable"),
+])
+def test_bad_history_is_rejected(tmp_path, history, error, message):
+    _, after = _tables_before_and_after_an_early_stop()
+    with pytest.raises(error, match=message):
+        plot_schedule(after, tmp_path / "x.png", history=history)
+
+
+def test_history_times_must_increase(tmp_path):
+    before, after = _tables_before_and_after_an_early_stop()
+    with pytest.raises(ValueError, match="strictly increasing, got 300 then 200"):
+        plot_schedule(after, tmp_path / "x.png", history=[(300, before), (200, before)])

@@ -4,7 +4,13 @@ import importlib
 
 import pytest
 
-PACKAGES = ["algoperf_reinit", "algoperf_reinit.schedules", "algoperf_reinit.reinit"]
+PACKAGES = [
+    "algoperf_reinit",
+    "algoperf_reinit.schedules",
+    "algoperf_reinit.reinit",
+    "algoperf_reinit.submission",
+    "algoperf_reinit.runner",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -2,9 +2,13 @@
 
 One CSV row per early stop or reset (``global_step``, ``cycle``, ``kind``,
 ``reason``, the metric values that decided it, old and new boundaries as JSON
-lists). The PNG shows the current cycle table with every event so far; it is drawn
-at ``init_optimizer_state`` and redrawn after every event. The CSV on disk is the
-record: a resumed run reads it back, so its plot keeps the earlier events.
+lists). The PNG shows the learning rate the run applies: the current cycle table,
+and before each early stop the table that was in effect then (its abandoned plan
+dotted), with every event so far; it is drawn at ``init_optimizer_state`` and
+redrawn after every event. The superseded tables are kept in
+``schedule_history.json``. The files on disk are the record: a resumed run reads
+them back (keeping only history entries whose early stop is still in
+``events.csv``), so its plot keeps the earlier events.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import pathlib
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from algoperf_reinit.reinit import ReinitEvent
 from algoperf_reinit.schedules import CycleTable
 
@@ -24,6 +30,8 @@ EVENT_COLUMNS = (
 )
 EVENTS_FILE = "events.csv"
 PLOT_FILE = "lr_schedule.png"
+HISTORY_FILE = "schedule_history.json"
+_HISTORY_VERSION = 1
 
 
 def _json(value: Any) -> str:
@@ -55,6 +63,10 @@ class EventLog:
         self.plot = plot
         self.csv_path = self.run_dir / EVENTS_FILE
         self.png_path = self.run_dir / PLOT_FILE
+        self.history_path = self.run_dir / HISTORY_FILE
+        self._drawn: CycleTable | None = None  # the table the PNG shows
+        self.history: list[tuple[int, CycleTable]] = []  # (early-stop step, table before it)
+        self.checked = False  # whether the live table was compared with the drawn one
 
     def _read(self) -> list[dict[str, str]]:
         if not self.csv_path.exists():
@@ -68,22 +80,64 @@ class EventLog:
         if not self.csv_path.exists():
             with self.csv_path.open("w", newline="") as f:
                 csv.writer(f).writerow(EVENT_COLUMNS)
+        self.history = self._read_history()
         self._draw(table)
+
+    def _read_history(self) -> list[tuple[int, CycleTable]]:
+        if not self.history_path.exists():
+            return []
+        data = json.loads(self.history_path.read_text())
+        if data.get("version") != _HISTORY_VERSION:
+            return []
+        stops = {int(float(r["global_step"])) for r in self._read() if r["kind"] == "early_stop"}
+        return [(int(e["step"]), CycleTable(*(np.asarray(e["table"][f], dtype=e["dtypes"][f])
+                                              for f in CycleTable._fields)))
+                for e in data["entries"] if int(e["step"]) in stops]
+
+    def _write_history(self) -> None:
+        entries = [{"step": step,
+                    "table": {f: np.asarray(v).tolist() for f, v in zip(
+                        CycleTable._fields, table, strict=True)},
+                    "dtypes": {f: str(np.asarray(v).dtype) for f, v in zip(
+                        CycleTable._fields, table, strict=True)}}
+                   for step, table in self.history]
+        tmp = self.history_path.with_name(self.history_path.name + ".tmp")
+        # inf marks padding rows: allowed here (Python's json reads it back).
+        tmp.write_text(json.dumps({"version": _HISTORY_VERSION, "entries": entries}))
+        tmp.replace(self.history_path)
 
     def record(self, events: Iterable[ReinitEvent], table: CycleTable) -> None:
         """Appends ``events`` and redraws the PNG with every event so far."""
+        events = list(events)
         with self.csv_path.open("a", newline="") as f:
             writer = csv.writer(f)
             for e in events:
                 writer.writerow([e.step, e.cycle, e.kind, e.reason, _json(e.metrics),
                                  _json(e.old_boundaries), _json(e.new_boundaries)])
+        stops = [int(e.step) for e in events if e.kind == "early_stop"]
+        if stops and self._drawn is not None and not self._same(self._drawn, table):
+            self.history.append((stops[0], self._drawn))
+            self._write_history()
         self._draw(table)
 
+    @staticmethod
+    def _same(a: CycleTable, b: CycleTable) -> bool:
+        return all(np.array_equal(np.asarray(x), np.asarray(y))
+                   for x, y in zip(a, b, strict=True))
+
+    def check_current(self, table: CycleTable) -> None:
+        """Redraws once if ``table`` differs from the drawn one (a restored checkpoint)."""
+        self.checked = True
+        if self._drawn is None or not self._same(self._drawn, table):
+            self._draw(table)
+
     def _draw(self, table: CycleTable) -> None:
+        self._drawn = table
         if not self.plot:
             return
         from algoperf_reinit.plotting import PlotEvent, plot_schedule
 
         marks = [PlotEvent(step=float(row["global_step"]), kind=row["kind"])
                  for row in self._read() if row["kind"] != "early_stop_skipped"]
-        plot_schedule(table, self.png_path, title=self.title, events=marks)
+        plot_schedule(table, self.png_path, title=self.title, events=marks,
+                      history=self.history)

@@ -98,8 +98,8 @@ def make_train_step(
     """
     mode = train_mode(workload)
 
-    def step(params, model_state, opt_state, batch, rng, label_smoothing, dropout_rate,
-             grad_clip):
+    def train_step(params, model_state, opt_state, batch, rng, label_smoothing, dropout_rate,
+                   grad_clip):
         def loss_fn(p):
             kwargs = {"dropout_rate": dropout_rate} if use_dropout_arg else {}
             logits, new_model_state = workload.model_fn(
@@ -124,7 +124,7 @@ def make_train_step(
 
     rep, sharded = replicated(), batch_sharded()
     return jax.jit(
-        step,
+        train_step,  # compile events name it 'jit(train_step)'
         in_shardings=(rep, rep, rep, sharded, rep, rep, rep, rep),
         out_shardings=StepOutput(rep, rep, rep, rep, rep),
         donate_argnums=(0, 1, 2),

@@ -29,7 +29,11 @@ from algoperf_reinit.reinit import model_reinit_schedule as _model_reinit_schedu
 from algoperf_reinit.schedules import ScheduleConfig, build_cycle_table, current_learning_rate
 from algoperf_reinit.submission._events import EventLog
 from algoperf_reinit.submission._hparams import HParams, resolve_hparams
-from algoperf_reinit.submission._step import make_train_step, replicated
+from algoperf_reinit.submission._step import (
+    make_train_step,
+    replicated,
+    training_complete_error,
+)
 
 # Global training batch sizes: AlgoPerf's NAdamW baseline values for the benchmark
 # workloads, and ours for the bundled ones. The only sanctioned per-workload switch.
@@ -66,6 +70,10 @@ class SubmissionConfig:
         under the harness: turn it off for scoring runs).
       log_every: log loss, grad norm, learning rate and cycle through
         ``workload.metrics_logger`` every this many steps (each log syncs the host).
+      stop_at_schedule_end: raise AlgoPerf's ``TrainingCompleteError`` once the
+        schedule is over (``global_step`` at the end of its last cycle, after any
+        redistribution): the learning rate then stays at its end value (0 by
+        default), so further steps would only spend the time budget.
     """
 
     name: str
@@ -77,6 +85,7 @@ class SubmissionConfig:
     capacity: int = 16
     plot: bool = True
     log_every: int = 100
+    stop_at_schedule_end: bool = True
 
     def __post_init__(self):
         if not isinstance(self.schedule, ScheduleConfig):
@@ -183,6 +192,14 @@ class CycleSubmission:
         """One step: early stops and resets due now, then the jitted train step."""
         state, stepper = optimizer_state
         params = current_param_container
+        if self.config.stop_at_schedule_end:
+            end = state.reinit.table.boundaries()[-1]
+            if global_step >= end:
+                raise training_complete_error()(
+                    f"{self.config.name}: the schedule ended at step {end:g}")
+        if stepper.events is not None and not stepper.events.checked:
+            # A run resumed from a checkpoint has a table the PNG drawn at init lacks.
+            stepper.events.check_current(state.reinit.table)
         out = _model_reinit_schedule(
             global_step, workload, None, hyperparameters, eval_results, state.reinit,
             params, model_state, state.optax, self.config.reinit, tx=stepper.tx,

@@ -1,0 +1,38 @@
+"""An AlgoPerf-like runner for our submissions on the bundled workloads.
+
+``python -m algoperf_reinit.runner`` (or ``algoperf-reinit-runner``) runs an
+AlgoPerf v0.6 submission the way AlgoPerf's ``submission_runner.py`` does and
+writes the same experiment layout, plus ``summary.json``. With no flags it runs
+the default job (digits, ``nadamw_reinit``, its whole schedule).
+"""
+
+from algoperf_reinit.runner.checkpoint import CheckpointError
+from algoperf_reinit.runner.compilations import CompileCounter
+from algoperf_reinit.runner.flags import DEFAULT_JOB_ARGS, RunnerFlags, parse_flags
+from algoperf_reinit.runner.loading import Submission, load_submission, load_workload
+from algoperf_reinit.runner.metrics import MetricLogger, read_csv
+from algoperf_reinit.runner.run import RunResult, main, run
+from algoperf_reinit.runner.search_space import load_search_space, search_space_points
+from algoperf_reinit.runner.trial import TrialResult, TrialSetup, eval_metric_rows, run_trial
+
+__all__ = [
+    "DEFAULT_JOB_ARGS",
+    "CheckpointError",
+    "CompileCounter",
+    "MetricLogger",
+    "RunResult",
+    "RunnerFlags",
+    "Submission",
+    "TrialResult",
+    "TrialSetup",
+    "eval_metric_rows",
+    "load_search_space",
+    "load_submission",
+    "load_workload",
+    "main",
+    "parse_flags",
+    "read_csv",
+    "run",
+    "run_trial",
+    "search_space_points",
+]

@@ -1,0 +1,117 @@
+"""Counting XLA compilations from JAX's own monitoring events.
+
+JAX reports every backend compilation through ``jax.monitoring`` as a duration
+event named ``/jax/core/compile/backend_compile_duration`` (the same key in jax
+0.7.0 and 0.10.x; it is ``jax._src.dispatch.BACKEND_COMPILE_EVENT``), with the
+compiled function's name (``fun_name='jit(train_step)'``) as metadata. The event
+fires once per executable JAX builds: a jitted function on a cache miss (new
+shapes, dtypes, shardings or static arguments), and also each small eager op the
+first time it runs with new shapes (``jit(add)``, ``jit(broadcast_in_dim)``, ...).
+It also fires when an executable is loaded from the persistent compilation cache
+(off by default). Cache hits of already-compiled functions do not fire it.
+
+:class:`CompileCounter` sorts the events by the runner's phase:
+
+* ``warmup``: the timed section of the first step of this process (data
+  selection + ``update_params`` + the ``prepare_for_eval`` before the first eval):
+  the train step's first compile belongs here;
+* ``timed_after_warmup``: every later timed section — compiles on the clock that
+  a well-behaved submission does not have (ideally 0: each one is a recompile);
+* ``untimed``: initialisation, evaluation and checkpointing.
+
+One process-wide listener is registered on first use (JAX 0.7 has no public way
+to unregister one) and forwards events to the counters that are active.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+
+__all__ = ["BACKEND_COMPILE_EVENT", "CompileCounter"]
+
+try:  # the constant JAX itself uses; the literal is its value in jax 0.7.0 .. 0.10.x
+    from jax._src.dispatch import BACKEND_COMPILE_EVENT
+except ImportError:  # pragma: no cover - private module moved
+    BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+_PHASES = ("untimed", "warmup", "timed_after_warmup")
+_lock = threading.Lock()
+_active: list[CompileCounter] = []
+_registered = False
+
+
+def _listener(event: str, duration_secs: float, **kwargs: Any) -> None:
+    if event != BACKEND_COMPILE_EVENT:
+        return
+    with _lock:
+        counters = list(_active)
+    for counter in counters:
+        counter.record(str(kwargs.get("fun_name", "?")), float(duration_secs))
+
+
+def _ensure_registered() -> None:
+    global _registered
+    with _lock:
+        if not _registered:
+            jax.monitoring.register_event_duration_secs_listener(_listener)
+            _registered = True
+
+
+class CompileCounter:
+    """Counts backend compilations while active, by phase (see the module docstring).
+
+    Example:
+      >>> with CompileCounter() as counter:
+      ...     with counter.timed(warmup=True):
+      ...         pass  # the first step
+      >>> counter.summary()["timed_after_warmup"]
+      0
+    """
+
+    def __init__(self) -> None:
+        self.phase = "untimed"
+        self.events: list[tuple[str, str, float]] = []  # (phase, fun_name, seconds)
+
+    def __enter__(self) -> CompileCounter:
+        _ensure_registered()
+        with _lock:
+            _active.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with _lock:
+            if self in _active:
+                _active.remove(self)
+
+    def record(self, fun_name: str, seconds: float) -> None:
+        """Records one compilation in the current phase."""
+        self.events.append((self.phase, fun_name, seconds))
+
+    @contextlib.contextmanager
+    def timed(self, *, warmup: bool) -> Iterator[None]:
+        """Marks a timed section (``warmup`` for the process's first step)."""
+        previous = self.phase
+        self.phase = "warmup" if warmup else "timed_after_warmup"
+        try:
+            yield
+        finally:
+            self.phase = previous
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per phase, timed compile seconds and the functions compiled after warm-up."""
+        counts = collections.Counter(phase for phase, _, _ in self.events)
+        late = collections.Counter(name for phase, name, _ in self.events
+                                   if phase == "timed_after_warmup")
+        return {
+            "event": BACKEND_COMPILE_EVENT,
+            "total": len(self.events),
+            **{phase: counts.get(phase, 0) for phase in _PHASES},
+            "timed_seconds": sum(s for phase, _, s in self.events if phase != "untimed"),
+            "functions_after_warmup": dict(sorted(late.items())),
+        }

@@ -1,0 +1,145 @@
+"""The experiment directory: AlgoPerf's layout, overwrite safety and run files.
+
+``<experiment_dir>/<experiment_name>/<workload>_jax/trial_<k>/`` holds
+``hparams.json`` (external tuning), ``flags_<p>.json`` and ``meta_data_<p>.json``
+(``p`` = preemption count), ``eval_measurements.csv``, ``measurements.csv``,
+the submission's ``lr_schedule.png`` and ``events.csv``, checkpoints and
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import pathlib
+import platform
+import shutil
+import sys
+from collections.abc import Mapping
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+__all__ = [
+    "RUN_FILE_PATTERNS",
+    "check_run_dir",
+    "prepare_workload_dir",
+    "run_metadata",
+    "write_json",
+]
+
+# Files our runner writes into a trial directory (glob patterns).
+RUN_FILE_PATTERNS = (
+    "flags_*.json", "meta_data_*.json", "hparams.json", "eval_measurements.csv",
+    "measurements.csv", "summary.json", "events.csv", "lr_schedule.png",
+    "checkpoint_*.msgpack", ".checkpoint_*", "*.tmp*",
+)
+_MARKERS = ("flags_*.json", "meta_data_*.json")
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "size", 2) == 1:
+        return _strict(value.item())
+    return value
+
+
+def write_json(path: str | pathlib.Path, value: Any) -> pathlib.Path:
+    """Writes strict JSON (non-finite floats become ``null``) atomically."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(_strict(value), indent=2, sort_keys=True, allow_nan=False,
+                              default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def check_run_dir(workload_dir: pathlib.Path) -> None:
+    """Raises unless ``workload_dir`` looks like a run directory this runner wrote.
+
+    It must contain only ``trial_<k>`` directories, each holding only files of
+    :data:`RUN_FILE_PATTERNS` and at least one flags or meta-data file.
+
+    Raises:
+      ValueError: naming the first thing that does not belong.
+    """
+    refuse = (f"refusing to delete {str(workload_dir)!r} with --overwrite: it does not look "
+              "like a run directory of this runner")
+    for child in workload_dir.iterdir():
+        if not (child.is_dir() and child.name.startswith("trial_")
+                and child.name[6:].isdigit()):
+            raise ValueError(f"{refuse} ({child.name!r} is not a trial_<k> directory); "
+                             "delete it yourself if you are sure")
+        names = [p for p in child.iterdir()]
+        for p in names:
+            if not any(p.match(pattern) for pattern in RUN_FILE_PATTERNS) or p.is_dir():
+                raise ValueError(f"{refuse} ({str(p)!r} is not a file the runner writes); "
+                                 "delete it yourself if you are sure")
+        if names and not any(p.match(m) for p in names for m in _MARKERS):
+            raise ValueError(f"{refuse} ({str(child)!r} has no flags_*.json or "
+                             "meta_data_*.json)")
+
+
+def prepare_workload_dir(workload_dir: pathlib.Path, *, overwrite: bool,
+                         resume_last_run: bool) -> str:
+    """Creates or checks ``<experiment_dir>/<experiment_name>/<workload>_jax``.
+
+    Returns:
+      ``'new'``, ``'overwritten'`` or ``'resumed'``.
+
+    Raises:
+      ValueError: if the directory exists and neither flag is set (never a prompt),
+        or ``--overwrite`` is refused by :func:`check_run_dir`.
+    """
+    if workload_dir.exists() and not workload_dir.is_dir():
+        raise ValueError(f"{str(workload_dir)!r} exists and is not a directory")
+    if workload_dir.exists() and any(workload_dir.iterdir()):
+        if resume_last_run:
+            return "resumed"
+        if overwrite:
+            check_run_dir(workload_dir)
+            shutil.rmtree(workload_dir)
+            workload_dir.mkdir(parents=True)
+            return "overwritten"
+        raise ValueError(
+            f"run directory {str(workload_dir)!r} already exists; pass --resume_last_run to "
+            "continue it, --overwrite to delete it and start again, or another "
+            "--experiment_name")
+    workload_dir.mkdir(parents=True, exist_ok=True)
+    return "new"
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib_metadata.version(name)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def run_metadata(workload: Any, *, rng_seed: int, preemption_count: int,
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``meta_data_<p>.json``: the workload's facts, the seed and the environment."""
+    import jax
+
+    meta = {f"workload.{k}": v for k, v in workload.metadata().items()}
+    meta.update(
+        rng_seed=rng_seed,
+        preemption_count=preemption_count,
+        written_at_utc=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        cpu_count=os.cpu_count(),
+        jax_backend=jax.default_backend(),
+        jax_devices=[str(d) for d in jax.devices()],
+        local_device_count=jax.local_device_count(),
+        **{f"version.{n}": _version(n) for n in (
+            "algoperf-reinit", "jax", "jaxlib", "flax", "optax", "numpy", "scikit-learn")},
+    )
+    meta.update(extra or {})
+    return meta

@@ -1,0 +1,150 @@
+"""The run's CSV files and the metrics logger a submission reaches as ``workload.metrics_logger``.
+
+AlgoPerf's ``MetricLogger.append_scalar_metrics(metrics, global_step,
+preemption_count=None, is_eval=False)`` adds ``global_step`` and
+``preemption_count`` to the row and appends it to ``measurements.csv`` (every
+row) and ``eval_measurements.csv`` (eval rows). The columns of a file are the
+sorted keys of its first row; a later row with new keys adds columns at the end
+(the file is then rewritten atomically, as pandas' concat-and-rewrite does
+upstream). Missing values are empty cells; floats are written with ``repr``
+(shortest round-trip), so reading a cell back gives the exact value.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["EVAL_CSV", "MEASUREMENTS_CSV", "CsvTable", "MetricLogger", "read_csv"]
+
+EVAL_CSV = "eval_measurements.csv"
+MEASUREMENTS_CSV = "measurements.csv"
+
+
+def _scalar(key: str, value: Any) -> Any:
+    """A Python scalar for one metric value (numbers, bools, strings; arrays of size 1)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    array = np.asarray(value)
+    if array.size != 1:
+        raise TypeError(f"metric {key!r} must be a scalar, got an array of shape {array.shape}")
+    return array.reshape(()).item()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def read_csv(path: str | pathlib.Path) -> list[dict[str, str]]:
+    """The rows of a CSV file as dicts of strings (``[]`` if the file does not exist)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class CsvTable:
+    """An append-only CSV file whose set of columns can grow.
+
+    Args:
+      path: the file; an existing file is continued (its header is kept).
+    """
+
+    def __init__(self, path: str | pathlib.Path):
+        self.path = pathlib.Path(path)
+        self.columns: list[str] = []
+        if self.path.exists():
+            with self.path.open(newline="") as f:
+                self.columns = next(csv.reader(f), [])
+
+    def _line(self, row: Mapping[str, Any]) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(
+            [_cell(row.get(c)) for c in self.columns])
+        return buffer.getvalue()
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Appends one row (adding columns for new keys)."""
+        new = sorted(k for k in row if k not in self.columns)
+        if new or not self.path.exists():
+            self._rewrite(new, row)
+            return
+        with self.path.open("a", newline="") as f:
+            f.write(self._line(row))
+            f.flush()
+
+    def _rewrite(self, new_columns: list[str], row: Mapping[str, Any]) -> None:
+        old_rows = read_csv(self.path)
+        self.columns = self.columns + new_columns
+        text = self._line(dict(zip(self.columns, self.columns, strict=True)))
+        text += "".join(self._line(r) for r in old_rows) + self._line(row)
+        tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, self.path)
+
+
+class MetricLogger:
+    """Writes ``measurements.csv`` and ``eval_measurements.csv`` of one trial.
+
+    Submissions call :meth:`append_scalar_metrics` through
+    ``workload.metrics_logger`` (AlgoPerf's signature); the runner uses it for eval
+    rows (``is_eval=True``) and the final ``{'score': ...}`` row. The latest value
+    of every key a submission logs is kept in :attr:`latest` for the progress bar.
+
+    Args:
+      trial_dir: the trial directory.
+      preemption_count: default ``preemption_count`` of the rows.
+    """
+
+    def __init__(self, trial_dir: str | pathlib.Path, preemption_count: int = 0):
+        trial_dir = pathlib.Path(trial_dir)
+        self.preemption_count = preemption_count
+        self.measurements = CsvTable(trial_dir / MEASUREMENTS_CSV)
+        self.eval_measurements = CsvTable(trial_dir / EVAL_CSV)
+        self.latest: dict[str, Any] = {}
+        self.latest_step: int | None = None
+
+    def append_scalar_metrics(
+        self,
+        metrics: Mapping[str, Any],
+        global_step: int,
+        preemption_count: int | None = None,
+        is_eval: bool = False,
+    ) -> None:
+        """Appends a row of scalar metrics at ``global_step``.
+
+        Args:
+          metrics: name → scalar (Python number, NumPy/JAX scalar or size-1 array).
+          global_step: the step the metrics belong to.
+          preemption_count: defaults to the logger's.
+          is_eval: also append the row to ``eval_measurements.csv``.
+
+        Raises:
+          TypeError: for a non-scalar value.
+        """
+        row = {str(k): _scalar(str(k), v) for k, v in metrics.items()}
+        row["global_step"] = int(global_step)
+        row["preemption_count"] = (self.preemption_count if preemption_count is None
+                                   else int(preemption_count))
+        self.measurements.append(row)
+        if is_eval:
+            self.eval_measurements.append(row)
+        else:
+            self.latest.update({k: v for k, v in row.items()
+                                if k not in ("global_step", "preemption_count")})
+            self.latest_step = int(global_step)
+
+    def finish(self) -> None:
+        """Nothing to flush (every row is written when appended); kept for AlgoPerf parity."""

@@ -1,0 +1,116 @@
+"""Progress display: a one-line bar on a terminal, plain periodic lines otherwise.
+
+The bar shows the step, the latest loss, learning rate and cycle the submission
+logged through ``workload.metrics_logger`` and the time left (by the step rate
+toward the step limit, and by the time budget). When output is not a terminal
+(CI, a pipe, a file) it prints one plain line every ``lines_every`` steps instead
+of redrawing. Messages (evals, events) are printed on their own lines.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+__all__ = ["Progress"]
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = max(round(seconds), 0)
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class Progress:
+    """Shows training progress.
+
+    Args:
+      total_steps: the step limit the bar fills toward.
+      budget_sec: the submission-time budget (for "time left").
+      mode: ``'auto'`` (bar if ``stream`` is a terminal, else lines), ``'bar'``,
+        ``'lines'`` or ``'none'`` (messages only).
+      stream: where to write (default ``sys.stdout``).
+      lines_every: steps between plain lines.
+      width: bar width in characters.
+    """
+
+    def __init__(self, total_steps: int, budget_sec: float, *, mode: str = "auto",
+                 stream: TextIO | None = None, lines_every: int | None = None,
+                 width: int = 24):
+        self.stream = stream or sys.stdout
+        if mode == "auto":
+            isatty = getattr(self.stream, "isatty", lambda: False)
+            mode = "bar" if isatty() else "lines"
+        if mode not in ("bar", "lines", "none"):
+            raise ValueError(f"progress mode must be auto, bar, lines or none, got {mode!r}")
+        self.mode = mode
+        self.total_steps = max(int(total_steps), 1)
+        self.budget_sec = budget_sec
+        self.lines_every = lines_every or max(self.total_steps // 10, 1)
+        self.width = width
+        self._start = time.monotonic()
+        self._start_step: int | None = None
+        self._bar_shown = False
+        self._last_line_step = -1
+        self.latest_eval: dict[str, Any] = {}  # the runner sets the latest eval's target metric
+
+    def _eta(self, step: int, submission_time: float) -> float | None:
+        if self._start_step is None or step <= self._start_step:
+            return None
+        rate = (time.monotonic() - self._start) / (step - self._start_step)
+        by_steps = rate * (self.total_steps - step)
+        by_budget = self.budget_sec - submission_time
+        return max(min(by_steps, by_budget), 0.0)
+
+    def _text(self, step: int, latest: Mapping[str, Any], submission_time: float) -> str:
+        parts = [f"step {step}/{self.total_steps}"]
+        for key, label in (("loss", "loss"), ("learning_rate", "lr"), ("cycle", "cycle")):
+            if key in latest:
+                parts.append(f"{label} {_fmt_value(latest[key])}")
+        for key, value in self.latest_eval.items():
+            if value is not None:
+                parts.append(f"{key} {_fmt_value(value)}")
+        parts.append(f"{_fmt_time(submission_time)} on the clock")
+        parts.append(f"~{_fmt_time(self._eta(step, submission_time))} left")
+        return " | ".join(parts)
+
+    def update(self, step: int, latest: Mapping[str, Any], submission_time: float) -> None:
+        """Reports that ``step`` steps are done."""
+        if self._start_step is None:
+            self._start_step = step - 1
+            self._start = time.monotonic()
+        if self.mode == "bar":
+            filled = min(int(self.width * step / self.total_steps), self.width)
+            bar = "#" * filled + "." * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {self._text(step, latest, submission_time)}\x1b[K")
+            self.stream.flush()
+            self._bar_shown = True
+        elif self.mode == "lines" and (step % self.lines_every == 0 or step == 1):
+            if step != self._last_line_step:
+                self.stream.write(self._text(step, latest, submission_time) + "\n")
+                self.stream.flush()
+                self._last_line_step = step
+
+    def message(self, text: str) -> None:
+        """Prints ``text`` on its own line (above the bar)."""
+        if self._bar_shown:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Ends the bar's line."""
+        if self._bar_shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._bar_shown = False

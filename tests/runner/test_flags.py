@@ -1,0 +1,62 @@
+"""The runner's flags: AlgoPerf's names, absl-style booleans, the default job, errors."""
+
+import datetime
+import pathlib
+
+import pytest
+
+from algoperf_reinit.runner import DEFAULT_JOB_ARGS, parse_flags
+
+
+def test_no_flags_is_the_default_job():
+    flags = parse_flags([], now=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC))
+    assert flags.workload == "digits"
+    assert flags.submission_path.endswith("nadamw_reinit/submission.py")
+    assert flags.continue_past_target and flags.eval_every_steps and flags.max_global_steps
+    assert flags.experiment_dir == "./runs" and flags.experiment_name == "20260102T030405Z"
+    assert flags.rng_seed == 1 and flags.num_tuning_trials == 1
+    assert flags == parse_flags(list(DEFAULT_JOB_ARGS), now=datetime.datetime(
+        2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC))
+
+
+def test_default_job_takes_other_flags_on_top():
+    flags = parse_flags(["--experiment_dir=elsewhere", "--nocontinue_past_target"])
+    assert flags.workload == "digits" and flags.eval_every_steps == 20
+    assert flags.experiment_dir == "elsewhere" and not flags.continue_past_target
+
+
+def test_explicit_flags_do_not_continue_past_the_target():
+    flags = parse_flags(["--workload=stdlib_lm"])
+    assert not flags.continue_past_target and flags.eval_every_steps is None
+    assert flags.search_space_path == pathlib.Path(
+        "submissions/nadamw_reinit/tuning_search_space.json")
+
+
+@pytest.mark.parametrize(("argv", "value"), [
+    (["--overwrite"], True), (["--overwrite=false"], False), (["--overwrite", "true"], True),
+    (["--nooverwrite"], False), (["--overwrite=1"], True),
+])
+def test_booleans_in_absl_spellings(argv, value):
+    assert parse_flags(["--workload=digits", *argv]).overwrite is value
+
+
+def test_save_checkpoints_defaults_on_and_can_be_switched_off():
+    assert parse_flags(["--workload=digits"]).save_checkpoints
+    assert not parse_flags(["--nosave_checkpoints"]).save_checkpoints
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--workload=digits", "--num_tuning_trials=0"], "--num_tuning_trials must be an int >= 1, got 0"),
+    (["--eval_every_steps=-3"], "--eval_every_steps must be an int >= 1, got -3"),
+    (["--rng_seed=-1"], "--rng_seed must be >= 0"),
+    (["--overwrite", "--resume_last_run"], "exclude each other"),
+    (["--workload_kwargs=[1]"], "--workload_kwargs must be a JSON object"),
+    (["--workload_kwargs={x}"], "--workload_kwargs must be a JSON object"),
+    (["--tuning_ruleset=both"], "invalid choice: 'both'"),
+    (["--frobnicate=1"], "unrecognized arguments: --frobnicate=1"),
+    (["--experiment_name=a/b"], "--experiment_name must be a plain directory name"),
+    (["--overwrite=maybe"], "expected true or false, got 'maybe'"),
+])
+def test_bad_flags_raise_value_errors_naming_the_flag(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse_flags(argv)

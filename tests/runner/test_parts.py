@@ -1,0 +1,90 @@
+"""Runner parts: compile counting, the metrics logger, progress output, loading."""
+
+import io
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from algoperf_reinit.runner import CompileCounter, MetricLogger, load_submission, read_csv
+from algoperf_reinit.runner.loading import resolve_batch_size
+from algoperf_reinit.runner.progress import Progress
+
+
+def test_compile_counter_counts_backend_compiles_by_phase():
+    @jax.jit
+    def f(x):
+        return x * 2 + 1
+
+    x3, x4, x5 = jnp.ones(3), jnp.ones(4), jnp.ones(5)  # eager ops compile too: not here
+    with CompileCounter() as counter:
+        with counter.timed(warmup=True):
+            f(x3).block_until_ready()
+        with counter.timed(warmup=False):
+            f(x3).block_until_ready()  # cached: no event
+            f(x4).block_until_ready()  # new shape: a recompile on the clock
+    names = [name for _, name, _ in counter.events]
+    assert names.count("jit(f)") == 2
+    summary = counter.summary()
+    assert summary["functions_after_warmup"] == {"jit(f)": 1}
+    f(x5)  # outside the context: not counted
+    assert [name for _, name, _ in counter.events].count("jit(f)") == 2
+
+
+def test_metric_logger_grows_columns_and_keeps_exact_floats(tmp_path):
+    logger = MetricLogger(tmp_path)
+    logger.append_scalar_metrics({"loss": 0.1 + 0.2}, 0)
+    logger.append_scalar_metrics({"loss": jnp.float32(1.5), "grad_norm": 3}, 1)
+    logger.append_scalar_metrics({"validation/loss": 2.0}, 2, is_eval=True)
+    rows = read_csv(tmp_path / "measurements.csv")
+    assert [r["global_step"] for r in rows] == ["0", "1", "2"]
+    assert float(rows[0]["loss"]) == 0.1 + 0.2 and rows[0]["grad_norm"] == ""
+    assert rows[1]["grad_norm"] == "3"
+    assert read_csv(tmp_path / "eval_measurements.csv")[0]["validation/loss"] == "2.0"
+    assert logger.latest["loss"] == 1.5
+    with pytest.raises(TypeError, match="metric 'x' must be a scalar"):
+        logger.append_scalar_metrics({"x": jnp.ones(2)}, 3)
+
+
+def test_progress_prints_plain_lines_when_not_a_terminal():
+    stream = io.StringIO()
+    progress = Progress(100, 60.0, stream=stream)
+    assert progress.mode == "lines"
+    for step in range(1, 101):
+        progress.update(step, {"loss": 0.5, "learning_rate": 1e-3, "cycle": 1}, step * 0.1)
+    progress.message("event")
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert len(lines) == 12  # step 1, every 10th step, the message
+    assert lines[-2].startswith("step 100/100 | loss 0.5 | lr 0.001 | cycle 1")
+
+
+def test_progress_bar_redraws_one_line():
+    stream = io.StringIO()
+    progress = Progress(10, 60.0, mode="bar", stream=stream)
+    for step in range(1, 11):
+        progress.update(step, {}, 0.0)
+    progress.close()
+    text = stream.getvalue()
+    assert text.count("\r[") == 10 and text.count("\n") == 1 and "[########################]" in text
+
+
+def test_batch_size_checks():
+    def sizes(name):
+        if name == "digits_variant":
+            raise ValueError("unknown")
+        return {"digits": 12}[name]
+
+    assert resolve_batch_size(sizes, "digits_variant", "digits", num_devices=4) == 12
+    with pytest.raises(ValueError, match="not divisible by the 8 local devices"):
+        resolve_batch_size(sizes, "digits", "digits", num_devices=8)
+
+
+def test_load_submission_by_module_path_and_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"submission module 'no_such_pkg\.submission' not found"):
+        load_submission("no_such_pkg.submission")
+    sub = tmp_path / "submission.py"
+    sub.write_text("raise RuntimeError('broken import')\n")
+    with pytest.raises(RuntimeError, match="broken import"):
+        load_submission(str(sub))
