@@ -194,11 +194,19 @@ def _applied_values(tables: Sequence[CycleTable], cuts: np.ndarray, times: np.nd
 
 
 def _evaluate_host(table: CycleTable, times: np.ndarray) -> np.ndarray:
-    """Evaluates ``table`` at float32 ``times`` in one jitted call (padded to a block)."""
-    size = max(_EVAL_BLOCK, -(-times.size // _EVAL_BLOCK) * _EVAL_BLOCK)
-    padded = np.full((size,), times[-1] if times.size else 0.0, np.float32)
-    padded[: times.size] = times
-    return np.asarray(evaluate(table, padded), np.float64)[: times.size]
+    """Evaluates ``table`` at float32 ``times`` in blocks of one fixed size.
+
+    One block shape means one compilation per table shape for every plot of a run:
+    a redraw during training (an event, on the clock under the harness) never
+    compiles again, however many points its curve has.
+    """
+    out = np.empty(times.shape, np.float64)
+    for lo in range(0, times.size, _EVAL_BLOCK):
+        chunk = times[lo : lo + _EVAL_BLOCK]
+        padded = np.full((_EVAL_BLOCK,), chunk[-1], np.float32)
+        padded[: chunk.size] = chunk
+        out[lo : lo + chunk.size] = np.asarray(evaluate(table, padded), np.float64)[: chunk.size]
+    return out
 
 
 def _sample_times(table: CycleTable, n: int, lo: float, hi: float, num_points: int) -> np.ndarray:

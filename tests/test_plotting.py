@@ -248,3 +248,14 @@ def test_history_times_must_increase(tmp_path):
     before, after = _tables_before_and_after_an_early_stop()
     with pytest.raises(ValueError, match="strictly increasing, got 300 then 200"):
         plot_schedule(after, tmp_path / "x.png", history=[(300, before), (200, before)])
+
+
+def test_redraws_with_more_points_do_not_compile_again(tmp_path):
+    from algoperf_reinit.runner import CompileCounter
+
+    before, after = _tables_before_and_after_an_early_stop()
+    plot_schedule(after, tmp_path / "a.png")
+    with CompileCounter() as counter:
+        plot_schedule(after, tmp_path / "b.png", history=[(300, before)])
+        plot_schedule(before, tmp_path / "c.png", num_points=9000)
+    assert [name for _, name, _ in counter.events if "evaluate" in name] == []

@@ -143,7 +143,9 @@ def load_submission(path: str) -> Submission:
     else:
         raise ValueError(f"submission file {path!r} not found (resolved to "
                          f"{str(file.resolve())!r}); pass --submission_path=path/to/"
-                         "submission.py, relative to the working directory or absolute")
+                         "submission.py, relative to the working directory or absolute "
+                         "(the bundled submissions are in submissions/ at the root of the "
+                         "repository: run from there)")
     missing = [n for n in REQUIRED_FUNCTIONS if not callable(getattr(module, n, None))]
     if missing:
         raise ValueError(f"submission {path!r} does not define the required function(s) "

@@ -86,8 +86,8 @@ class Progress:
 
     def update(self, step: int, latest: Mapping[str, Any], submission_time: float) -> None:
         """Reports that ``step`` steps are done."""
-        if self._start_step is None:
-            self._start_step = step - 1
+        if self._start_step is None:  # the rate is measured from the first update on
+            self._start_step = step
             self._start = time.monotonic()
         if self.mode == "bar":
             filled = min(int(self.width * step / self.total_steps), self.width)

@@ -57,6 +57,7 @@ def test_progress_prints_plain_lines_when_not_a_terminal():
     lines = stream.getvalue().splitlines()
     assert "\r" not in stream.getvalue()
     assert len(lines) == 12  # step 1, every 10th step, the message
+    assert lines[0].endswith("~? left")  # no rate yet after the first step
     assert lines[-2].startswith("step 100/100 | loss 0.5 | lr 0.001 | cycle 1")
 
 
