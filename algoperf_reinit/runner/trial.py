@@ -259,6 +259,12 @@ def run_trial(workload: Any, submission: Any, setup: TrialSetup, *,
         if path is not None:
             checkpoint = ckpt.load_checkpoint(path)
             _check_fingerprint(checkpoint, setup.fingerprint)
+    if setup.resume and checkpoint is None and (
+            read_csv(trial_dir / EVAL_CSV) or (trial_dir / SUMMARY_JSON).exists()):
+        raise ValueError(
+            f"{str(trial_dir)!r} holds results but no checkpoint to resume from (was it run "
+            "with --nosave_checkpoints?); pass --overwrite to run it again from step 0, or "
+            "another --experiment_name")
     if checkpoint is not None and checkpoint.meta.get("final") and (
             trial_dir / SUMMARY_JSON).exists():
         summary = json.loads((trial_dir / SUMMARY_JSON).read_text())
@@ -277,7 +283,7 @@ def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> T
     if checkpoint is not None:
         _align_files_to_checkpoint(trial_dir, start_step)
     elif setup.resume and (trial_dir / EVAL_CSV).exists():
-        # Killed before its first checkpoint (or run without checkpoints): start again.
+        # Killed before its first eval and checkpoint: nothing to keep, start again.
         _align_files_to_checkpoint(trial_dir, 0)
         print(f"{trial_dir.name} has no checkpoint to resume from: starting it again at "
               "step 0", file=out or sys.stdout)

@@ -140,3 +140,14 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, run_cli):
     assert path.exists() and len(path.read_bytes()) == 100
     with pytest.raises(CheckpointError, match="is corrupt"):
         load_checkpoint(path)
+
+
+def test_resume_without_a_checkpoint_keeps_the_results(run_cli):
+    args_ = (f"--submission_path={submission('nadamw_baseline')}", "--tuning_ruleset=self",
+             "--max_global_steps=4", "--eval_every_steps=2", "--nosave_checkpoints")
+    assert run_cli(*args_)[0] == 0
+    trial = run_cli.study_dir / "digits_jax" / "trial_1"
+    before = {p.name: p.read_bytes() for p in trial.iterdir()}
+    code, _, err = run_cli(*args_, "--resume_last_run")
+    assert code == 2 and "holds results but no checkpoint" in err
+    assert {p.name: p.read_bytes() for p in trial.iterdir()} == before
