@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -42,8 +43,7 @@ except ImportError:  # pragma: no cover - private module moved
 
 _PHASES = ("untimed", "warmup", "timed_after_warmup")
 _lock = threading.Lock()
-_active: list[CompileCounter] = []
-_registered = False
+_active: list[CompileCounter] = []  # counters inside their `with` block
 
 
 def _listener(event: str, duration_secs: float, **kwargs: Any) -> None:
@@ -55,12 +55,10 @@ def _listener(event: str, duration_secs: float, **kwargs: Any) -> None:
         counter.record(str(kwargs.get("fun_name", "?")), float(duration_secs))
 
 
+@functools.cache
 def _ensure_registered() -> None:
-    global _registered
-    with _lock:
-        if not _registered:
-            jax.monitoring.register_event_duration_secs_listener(_listener)
-            _registered = True
+    """Registers the one listener of this process (JAX's registry is process-wide)."""
+    jax.monitoring.register_event_duration_secs_listener(_listener)
 
 
 class CompileCounter:
