@@ -17,12 +17,19 @@ import io
 import math
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["EVAL_CSV", "MEASUREMENTS_CSV", "CsvTable", "MetricLogger", "read_csv"]
+__all__ = [
+    "EVAL_CSV",
+    "MEASUREMENTS_CSV",
+    "CsvTable",
+    "MetricLogger",
+    "read_csv",
+    "truncate_csv",
+]
 
 EVAL_CSV = "eval_measurements.csv"
 MEASUREMENTS_CSV = "measurements.csv"
@@ -53,6 +60,29 @@ def read_csv(path: str | pathlib.Path) -> list[dict[str, str]]:
         return []
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+def truncate_csv(path: str | pathlib.Path, keep: Callable[[dict[str, str]], bool]) -> int:
+    """Keeps only the rows for which ``keep(row)`` holds (atomically); returns how many went."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return 0
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        rows = list(reader)
+    if header is None:
+        return 0
+    kept = [r for r in rows if keep(dict(zip(header, r, strict=False)))]
+    if len(kept) == len(rows):
+        return 0
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(kept)
+    os.replace(tmp, path)
+    return len(rows) - len(kept)
 
 
 class CsvTable:

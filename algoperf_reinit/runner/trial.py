@@ -33,7 +33,7 @@ import pathlib
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 import jax
@@ -42,9 +42,15 @@ import numpy as np
 from algoperf_reinit.runner import checkpoint as ckpt
 from algoperf_reinit.runner.compilations import CompileCounter
 from algoperf_reinit.runner.experiment import run_metadata, write_json
-from algoperf_reinit.runner.metrics import EVAL_CSV, MEASUREMENTS_CSV, MetricLogger, read_csv
+from algoperf_reinit.runner.metrics import (
+    EVAL_CSV,
+    MEASUREMENTS_CSV,
+    MetricLogger,
+    read_csv,
+    truncate_csv,
+)
 from algoperf_reinit.runner.progress import Progress
-from algoperf_reinit.submission import RUN_DIR_ENV
+from algoperf_reinit.submission import EVENTS_FILE, RUN_DIR_ENV
 
 __all__ = [
     "TRAIN_STEP_NAME",
@@ -58,7 +64,6 @@ __all__ = [
 
 TRAIN_STEP_NAME = "jit(train_step)"
 SUMMARY_JSON = "summary.json"
-_EVENTS_CSV = "events.csv"
 _TIMING_KEYS = ("score", "total_duration", "accumulated_submission_time",
                 "accumulated_eval_time", "accumulated_logging_time")
 
@@ -127,30 +132,6 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-def _truncate_csv(path: pathlib.Path, keep: Callable[[dict[str, str]], bool]) -> int:
-    """Drops rows a resumed run will write again; returns how many were dropped."""
-    if not path.exists():
-        return 0
-    import csv
-
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        rows = list(reader)
-    if header is None:
-        return 0
-    kept = [r for r in rows if keep(dict(zip(header, r, strict=False)))]
-    if len(kept) == len(rows):
-        return 0
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(kept)
-    os.replace(tmp, path)
-    return len(rows) - len(kept)
-
-
 def _step_of(row: Mapping[str, str]) -> int:
     try:
         return int(float(row.get("global_step") or 0))
@@ -168,10 +149,10 @@ def _align_files_to_checkpoint(trial_dir: pathlib.Path, step: int) -> int:
     def is_eval(row):
         return bool(row.get("accumulated_submission_time"))
 
-    dropped = _truncate_csv(trial_dir / EVAL_CSV, lambda r: _step_of(r) <= step)
-    dropped += _truncate_csv(trial_dir / MEASUREMENTS_CSV, lambda r: _step_of(r) < step or (
+    dropped = truncate_csv(trial_dir / EVAL_CSV, lambda r: _step_of(r) <= step)
+    dropped += truncate_csv(trial_dir / MEASUREMENTS_CSV, lambda r: _step_of(r) < step or (
         _step_of(r) == step and is_eval(r)))
-    dropped += _truncate_csv(trial_dir / _EVENTS_CSV, lambda r: _step_of(r) < step)
+    dropped += truncate_csv(trial_dir / EVENTS_FILE, lambda r: _step_of(r) < step)
     return dropped
 
 
@@ -280,8 +261,10 @@ def run_trial(workload: Any, submission: Any, setup: TrialSetup, *,
 def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> TrialResult:
     trial_dir = setup.trial_dir
     start_step = int(checkpoint.meta["global_step"]) if checkpoint else 0
+    fingerprint = _to_jsonable(dict(setup.fingerprint))
+    dropped = 0
     if checkpoint is not None:
-        _align_files_to_checkpoint(trial_dir, start_step)
+        dropped = _align_files_to_checkpoint(trial_dir, start_step)
     elif setup.resume and (trial_dir / EVAL_CSV).exists():
         # Killed before its first eval and checkpoint: nothing to keep, start again.
         _align_files_to_checkpoint(trial_dir, 0)
@@ -328,7 +311,7 @@ def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> T
         extra={"global_batch_size": setup.global_batch_size,
                "eval_batch_size": setup.eval_batch_size,
                "resumed_from_step": start_step if checkpoint else None,
-               "fingerprint": _to_jsonable(dict(setup.fingerprint))}))
+               "fingerprint": fingerprint}))
     logger = MetricLogger(trial_dir, preemption_count=p)
     workload.attach_metrics_logger(logger)
 
@@ -349,20 +332,21 @@ def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> T
             meta={"global_step": step, "preemption_count": p, "final": final,
                   "train_state": train_state, "eval_results": eval_results,
                   "rng_seed": setup.rng_seed,
-                  "fingerprint": _to_jsonable(dict(setup.fingerprint))})
+                  "fingerprint": fingerprint})
 
     def goals_met() -> bool:
         return (train_state["validation_goal_reached"] and train_state["test_goal_reached"]
                 and not setup.continue_past_target)
 
-    seen_events = len(read_csv(trial_dir / _EVENTS_CSV))
+    seen_events = len(read_csv(trial_dir / EVENTS_FILE))
     global_start_time = time.time()
     train_state["last_step_end_time"] = global_start_time
     if checkpoint is not None:
         # Wall-clock timestamps of the killed process mean nothing now.
         train_state["last_eval_time"] = global_start_time
         progress.message(f"resumed {trial_dir} from {checkpoint.path.name} "
-                         f"(step {global_step}, preemption {p})")
+                         f"(step {global_step}, preemption {p}; {dropped} CSV rows written "
+                         "after it dropped, to be written again)")
     try:
         while (train_state["is_time_remaining"] and not goals_met()
                and not train_state["training_complete"]):
@@ -452,7 +436,7 @@ def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> T
 
 def _report_events(trial_dir: pathlib.Path, seen: int, progress: Progress) -> int:
     """Prints the submission's new ``events.csv`` rows (resets, early stops)."""
-    path = trial_dir / _EVENTS_CSV
+    path = trial_dir / EVENTS_FILE
     if not path.exists():
         return seen
     rows = read_csv(path)

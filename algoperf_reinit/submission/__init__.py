@@ -4,7 +4,7 @@ Submission files in ``submissions/`` build a :class:`CycleSubmission` from a
 :class:`SubmissionConfig` and forward the API functions to it; the logic lives here.
 """
 
-from algoperf_reinit.submission._events import EVENT_COLUMNS, EventLog
+from algoperf_reinit.submission._events import EVENT_COLUMNS, EVENTS_FILE, EventLog
 from algoperf_reinit.submission._hparams import HParams, resolve_hparams
 from algoperf_reinit.submission._run_dir import RUN_DIR_ENV, resolve_run_dir
 from algoperf_reinit.submission._step import (
@@ -27,6 +27,7 @@ from algoperf_reinit.submission._submission import (
 
 __all__ = [
     "DEFAULT_BATCH_SIZES",
+    "EVENTS_FILE",
     "EVENT_COLUMNS",
     "RUN_DIR_ENV",
     "CycleSubmission",
