@@ -4,9 +4,15 @@ Submission files in ``submissions/`` build a :class:`CycleSubmission` from a
 :class:`SubmissionConfig` and forward the API functions to it; the logic lives here.
 """
 
-from algoperf_reinit.submission._events import EVENT_COLUMNS, EVENTS_FILE, EventLog
+from algoperf_reinit.submission._events import (
+    EVENT_COLUMNS,
+    EVENTS_FILE,
+    EventLog,
+    event_message,
+    run_artifacts,
+)
 from algoperf_reinit.submission._hparams import HParams, resolve_hparams
-from algoperf_reinit.submission._run_dir import RUN_DIR_ENV, resolve_run_dir
+from algoperf_reinit.submission._run_dir import RUN_DIR_ENV, harness_run_dir, resolve_run_dir
 from algoperf_reinit.submission._step import (
     StepOutput,
     batch_mesh,
@@ -40,10 +46,13 @@ __all__ = [
     "SubmissionState",
     "batch_mesh",
     "batch_sharded",
+    "event_message",
+    "harness_run_dir",
     "make_train_step",
     "replicated",
     "resolve_hparams",
     "resolve_run_dir",
+    "run_artifacts",
     "submission_api",
     "training_complete_error",
 ]

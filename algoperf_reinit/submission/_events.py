@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import pathlib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from algoperf_reinit._records import dumps_strict, read_csv
 from algoperf_reinit.reinit import ReinitEvent
+from algoperf_reinit.run_protocol import RunArtifact
 from algoperf_reinit.schedules import CycleTable
+
+__all__ = ["EVENTS_FILE", "EVENT_COLUMNS", "HISTORY_FILE", "PLOT_FILE", "EventLog",
+           "event_message", "run_artifacts"]
 
 EVENT_COLUMNS = (
     "global_step", "cycle", "kind", "reason", "metrics", "old_boundaries", "new_boundaries",
@@ -34,18 +37,39 @@ HISTORY_FILE = "schedule_history.json"
 _HISTORY_VERSION = 1
 
 
-def _json(value: Any) -> str:
-    """Strict JSON; non-finite floats become null."""
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        return v
+def _json(value: object) -> str:
+    return dumps_strict(value, sort_keys=True)
 
-    return json.dumps(clean(value), allow_nan=False, sort_keys=True)
+
+def event_message(row: Mapping[str, str], earlier: Sequence[Mapping[str, str]]) -> str | None:
+    """The progress line for one ``events.csv`` row (our runner prints it).
+
+    In its last cycle the plateau detector may fire again and again with nothing to
+    end; ``early_stop_skipped`` is said once per cycle (the CSV keeps every row).
+
+    Args:
+      row: the new row.
+      earlier: the rows before it.
+
+    Returns:
+      The line, or ``None`` for a repeated ``early_stop_skipped``.
+    """
+    kind, cycle = row.get("kind"), row.get("cycle")
+    if kind == "early_stop_skipped" and any(
+            r.get("kind") == kind and r.get("cycle") == cycle for r in earlier):
+        return None
+    return (f"event @ step {row.get('global_step')}: {kind} (cycle {cycle}, "
+            f"{row.get('reason')})")
+
+
+def run_artifacts() -> tuple[RunArtifact, ...]:
+    """The files an :class:`EventLog` writes, for a runner (``run_protocol``'s hook)."""
+    return (
+        RunArtifact(EVENTS_FILE, step_column="global_step", message=event_message),
+        RunArtifact(PLOT_FILE),
+        RunArtifact(HISTORY_FILE),
+        RunArtifact(f"{HISTORY_FILE}.tmp"),
+    )
 
 
 class EventLog:
@@ -69,10 +93,7 @@ class EventLog:
         self.checked = False  # whether the live table was compared with the drawn one
 
     def _read(self) -> list[dict[str, str]]:
-        if not self.csv_path.exists():
-            return []
-        with self.csv_path.open(newline="") as f:
-            return list(csv.DictReader(f))
+        return read_csv(self.csv_path)
 
     def start(self, table: CycleTable) -> None:
         """Creates the CSV (keeps an existing one: a resumed run) and draws the PNG."""

@@ -27,7 +27,7 @@ from algoperf_reinit.optim import nadamw
 from algoperf_reinit.reinit import ReinitConfig, ReinitState, init_reinit_state
 from algoperf_reinit.reinit import model_reinit_schedule as _model_reinit_schedule
 from algoperf_reinit.schedules import ScheduleConfig, build_cycle_table, current_learning_rate
-from algoperf_reinit.submission._events import EventLog
+from algoperf_reinit.submission._events import EventLog, run_artifacts
 from algoperf_reinit.submission._hparams import HParams, resolve_hparams
 from algoperf_reinit.submission._step import (
     make_train_step,
@@ -245,13 +245,15 @@ class CycleSubmission:
 
 
 class SubmissionAPI(NamedTuple):
-    """The five v0.6 API functions, with AlgoPerf's exact parameter names."""
+    """The five v0.6 API functions, with AlgoPerf's exact parameter names, and the
+    optional artefact hook of our runner (``algoperf_reinit.run_protocol``)."""
 
     get_batch_size: Any
     init_optimizer_state: Any
     update_params: Any
     prepare_for_eval: Any
     data_selection: Any
+    run_artifacts: Any
 
 
 def submission_api(submission: CycleSubmission, run_dir: Any = None) -> SubmissionAPI:
@@ -268,7 +270,8 @@ def submission_api(submission: CycleSubmission, run_dir: Any = None) -> Submissi
         library does not).
 
     Returns:
-      The functions; assign them to module attributes of the same names.
+      The functions; assign them to module attributes of the same names
+      (``run_artifacts`` tells our runner which files the submission writes).
     """
 
     def get_batch_size(workload_name):
@@ -302,4 +305,4 @@ def submission_api(submission: CycleSubmission, run_dir: Any = None) -> Submissi
         return submission.data_selection(input_queue)
 
     return SubmissionAPI(get_batch_size, init_optimizer_state, update_params, prepare_for_eval,
-                         data_selection)
+                         data_selection, run_artifacts)

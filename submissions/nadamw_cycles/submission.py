@@ -1,7 +1,6 @@
 """NAdamW with three cycles that end early on a validation-loss plateau; no resets
 
-AlgoPerf v0.6 submission (JAX). This file only wires library parts; the logic is in
-``algoperf_reinit.submission``. See README.md beside this file.
+AlgoPerf v0.6 submission (JAX) that only wires library parts: see README.md beside it.
 """
 
 import os
@@ -11,10 +10,9 @@ import absl.flags
 from algoperf_reinit import ScheduleConfig
 from algoperf_reinit.reinit import OptimizerResetPolicy, PlateauConfig, Redistribution, ReinitConfig
 from algoperf_reinit.submission import (
-    RUN_DIR_ENV,
     CycleSubmission,
     SubmissionConfig,
-    resolve_run_dir,
+    harness_run_dir,
     submission_api,
 )
 
@@ -29,21 +27,6 @@ SUBMISSION = CycleSubmission(SubmissionConfig(
     ),
 ))
 
-
-def _run_dir(workload, hyperparameters, rng):
-    """Run directory: our runner's env var, else the harness's flags, else the cwd."""
-    flags = absl.flags.FLAGS
-
-    def flag(name):
-        return getattr(flags, name, None) if name in flags and flags.is_parsed() else None
-
-    name = flag("workload") or type(workload).__name__
-    return resolve_run_dir(name, hyperparameters, rng, env_run_dir=os.environ.get(RUN_DIR_ENV),
-                           experiment_dir=flag("experiment_dir"),
-                           experiment_name=flag("experiment_name"))
-
-
-# The AlgoPerf v0.6 API: get_batch_size, init_optimizer_state, update_params,
-# prepare_for_eval, data_selection (exact parameter names; see SubmissionAPI).
-(get_batch_size, init_optimizer_state, update_params, prepare_for_eval,
- data_selection) = submission_api(SUBMISSION, run_dir=_run_dir)
+# The v0.6 API (exact names and parameters) and our runner's artefact hook.
+(get_batch_size, init_optimizer_state, update_params, prepare_for_eval, data_selection,
+ run_artifacts) = submission_api(SUBMISSION, harness_run_dir(absl.flags.FLAGS, os.environ))

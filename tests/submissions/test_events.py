@@ -2,6 +2,7 @@
 
 import csv
 import json
+import pathlib
 
 import numpy as np
 
@@ -63,3 +64,29 @@ def test_check_current_redraws_a_restored_table_once(tmp_path):
     first = (tmp_path / "lr_schedule.png").read_bytes()
     log.check_current(after)
     assert log.checked and (tmp_path / "lr_schedule.png").read_bytes() != first
+
+
+def test_event_messages_say_a_skipped_stop_once_per_cycle():
+    from algoperf_reinit.submission import event_message
+
+    skipped = {"global_step": "40", "kind": "early_stop_skipped", "cycle": "2", "reason": "r"}
+    assert event_message(skipped, []) == "event @ step 40: early_stop_skipped (cycle 2, r)"
+    assert event_message(dict(skipped, global_step="60"), [skipped]) is None
+    assert event_message(dict(skipped, cycle="3"), [skipped]) is not None
+    reset = dict(skipped, kind="reset")
+    assert event_message(reset, [reset]) == "event @ step 40: reset (cycle 2, r)"
+
+
+def test_run_artifacts_name_every_file_the_event_log_writes(tmp_path):
+    from algoperf_reinit.submission import run_artifacts
+
+    before, after = tables()
+    log = EventLog(tmp_path, title="t")
+    log.start(before)
+    log.record([stop(300)], after)
+    patterns = [a.name for a in run_artifacts()]
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written and all(any(pathlib.Path(n).match(pat) for pat in patterns) for n in written)
+    (events,) = [a for a in run_artifacts() if a.step_column]
+    assert events.name == "events.csv" and events.step_column in csv.DictReader(
+        (tmp_path / "events.csv").open()).fieldnames
