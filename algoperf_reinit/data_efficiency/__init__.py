@@ -1,0 +1,14 @@
+"""Data efficiency as in DeepSpeed's Data Efficiency library, in JAX.
+
+Host side (NumPy only, never JAX): the ``data_efficiency`` configuration of a
+DeepSpeed JSON config, the curriculum and random-LTD schedules, the offline data
+analyzer with DeepSpeed's index-file format, and the curriculum data sampler.
+Device side: jitted gathers of examples by sample id, the sequence-length curriculum
+and random layerwise token dropping.
+
+The package never imports ``algoperf_reinit.runner``, ``algoperf_reinit.submission``,
+``algoperf_reinit.plotting``, ``algoperf_reinit.reinit``, the bundled workloads,
+``absl.flags`` or ``os.environ``.
+"""
+
+__all__: list[str] = []
