@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
+import warnings
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, TypeVar
 
@@ -59,6 +61,7 @@ __all__ = [
     "type_error",
     "unit_interval",
     "value_error",
+    "warn",
 ]
 
 INT32_MAX = int(np.iinfo(np.int32).max)
@@ -316,3 +319,29 @@ def optional(check: Callable[..., _T], field: str, value: Any, **kwargs: Any) ->
       True
     """
     return None if value is None else check(field, value, **kwargs)
+
+
+_LIBRARY = __name__.partition(".")[0]
+
+
+def warn(text: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn(text, category)`` attributed to the first caller outside the library.
+
+    A configuration is often checked several calls deep; a fixed ``stacklevel`` would
+    point at whichever library line happens to be on top. This walks out of
+    ``algoperf_reinit`` and names the user's line instead.
+
+    Example:
+      >>> import warnings
+      >>> with warnings.catch_warnings(record=True) as caught:
+      ...     warnings.simplefilter("always")
+      ...     warn("x.sed is not a known key; did you mean 'seed'?")
+      >>> str(caught[0].message), caught[0].category.__name__
+      ("x.sed is not a known key; did you mean 'seed'?", 'UserWarning')
+    """
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] == _LIBRARY:
+        frame = frame.f_back
+        level += 1
+    warnings.warn(text, category, stacklevel=level)

@@ -125,3 +125,20 @@ class TestChoiceAndKinds:
     def test_optional(self):
         assert v.optional(v.positive, "t", None) is None
         assert v.optional(v.positive, "t", 2) == 2.0
+
+
+class TestWarn:
+    def test_called_from_user_code_it_names_that_line(self):
+        with pytest.warns(UserWarning, match="^plain$") as caught:
+            v.warn("plain")
+        assert caught[0].filename == __file__
+
+    def test_called_from_the_library_it_walks_out_to_the_caller(self):
+        # Two frames whose module is inside the package (a helper calling warn): the
+        # warning names this file, where the library was entered, not the library.
+        library = {"__name__": "algoperf_reinit.data_efficiency._config", "warn": v.warn}
+        exec("def inner():\n    warn('deep', DeprecationWarning)\n"
+             "def outer():\n    inner()\n", library)
+        with pytest.warns(DeprecationWarning, match="^deep$") as caught:
+            library["outer"]()
+        assert caught[0].filename == __file__

@@ -11,4 +11,75 @@ The package never imports ``algoperf_reinit.runner``, ``algoperf_reinit.submissi
 ``absl.flags`` or ``os.environ``.
 """
 
-__all__: list[str] = []
+from algoperf_reinit.data_efficiency._config import (
+    DATA_EFFICIENCY_ENABLED_DEFAULT,
+    DATA_EFFICIENCY_SEED_DEFAULT,
+    DataEfficiencyConfig,
+    parse_data_efficiency_config,
+)
+from algoperf_reinit.data_efficiency._config_common import FrozenMapping
+from algoperf_reinit.data_efficiency._config_curriculum import (
+    CLUSTERING_TYPES,
+    DIFFICULTY_TYPES,
+    SCHEDULE_TYPES,
+    CurriculumLearningConfig,
+    CurriculumMetricConfig,
+    CurriculumScheduleConfig,
+)
+from algoperf_reinit.data_efficiency._config_routing import (
+    DataRoutingConfig,
+    LayerTokenLRScheduleConfig,
+    RandomLTDConfig,
+    RandomLTDSchedule,
+    RandomLTDScheduleConfig,
+)
+from algoperf_reinit.data_efficiency._config_sampling import (
+    DATA_SAMPLING_NUM_EPOCHS_DEFAULT,
+    DATA_SAMPLING_NUM_WORKERS_DEFAULT,
+    DATA_SAMPLING_PIN_MEMORY_DEFAULT,
+    DataSamplingConfig,
+    DynamicBatchingConfig,
+)
+from algoperf_reinit.data_efficiency._curriculum_scheduler import (
+    CurriculumScheduler,
+    CurriculumState,
+)
+from algoperf_reinit.data_efficiency._difficulty import (
+    fixed_discrete_difficulty,
+    fixed_linear_difficulty,
+    fixed_root_difficulty,
+)
+from algoperf_reinit.data_efficiency._legacy import LEGACY_METRIC_NAME
+from algoperf_reinit.data_efficiency._ltd_scheduler import RandomLTDScheduler, RandomLTDState
+
+__all__ = [
+    "CLUSTERING_TYPES",
+    "DATA_EFFICIENCY_ENABLED_DEFAULT",
+    "DATA_EFFICIENCY_SEED_DEFAULT",
+    "DATA_SAMPLING_NUM_EPOCHS_DEFAULT",
+    "DATA_SAMPLING_NUM_WORKERS_DEFAULT",
+    "DATA_SAMPLING_PIN_MEMORY_DEFAULT",
+    "DIFFICULTY_TYPES",
+    "LEGACY_METRIC_NAME",
+    "SCHEDULE_TYPES",
+    "CurriculumLearningConfig",
+    "CurriculumMetricConfig",
+    "CurriculumScheduleConfig",
+    "CurriculumScheduler",
+    "CurriculumState",
+    "DataEfficiencyConfig",
+    "DataRoutingConfig",
+    "DataSamplingConfig",
+    "DynamicBatchingConfig",
+    "FrozenMapping",
+    "LayerTokenLRScheduleConfig",
+    "RandomLTDConfig",
+    "RandomLTDSchedule",
+    "RandomLTDScheduleConfig",
+    "RandomLTDScheduler",
+    "RandomLTDState",
+    "fixed_discrete_difficulty",
+    "fixed_linear_difficulty",
+    "fixed_root_difficulty",
+    "parse_data_efficiency_config",
+]
