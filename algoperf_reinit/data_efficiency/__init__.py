@@ -18,21 +18,20 @@ from algoperf_reinit.data_efficiency._config import (
     parse_data_efficiency_config,
 )
 from algoperf_reinit.data_efficiency._config_common import FrozenMapping
-from algoperf_reinit.data_efficiency._config_curriculum import (
-    CLUSTERING_TYPES,
-    DIFFICULTY_TYPES,
-    SCHEDULE_TYPES,
-    CurriculumLearningConfig,
-    CurriculumMetricConfig,
-    CurriculumScheduleConfig,
-)
-from algoperf_reinit.data_efficiency._config_routing import (
-    DataRoutingConfig,
+from algoperf_reinit.data_efficiency._config_curriculum import CurriculumLearningConfig
+from algoperf_reinit.data_efficiency._config_ltd import (
     LayerTokenLRScheduleConfig,
-    RandomLTDConfig,
     RandomLTDSchedule,
     RandomLTDScheduleConfig,
 )
+from algoperf_reinit.data_efficiency._config_metric import (
+    CLUSTERING_TYPES,
+    DIFFICULTY_TYPES,
+    SCHEDULE_TYPES,
+    CurriculumMetricConfig,
+    CurriculumScheduleConfig,
+)
+from algoperf_reinit.data_efficiency._config_routing import DataRoutingConfig, RandomLTDConfig
 from algoperf_reinit.data_efficiency._config_sampling import (
     DATA_SAMPLING_NUM_EPOCHS_DEFAULT,
     DATA_SAMPLING_NUM_WORKERS_DEFAULT,

@@ -54,11 +54,10 @@ from algoperf_reinit.data_efficiency._config_common import (
     Block,
     FrozenMapping,
     set_field,
+    sub_config,
 )
-from algoperf_reinit.data_efficiency._config_curriculum import (
-    CurriculumLearningConfig,
-    CurriculumMetricConfig,
-)
+from algoperf_reinit.data_efficiency._config_curriculum import CurriculumLearningConfig
+from algoperf_reinit.data_efficiency._config_metric import CurriculumMetricConfig
 from algoperf_reinit.data_efficiency._config_routing import DataRoutingConfig, RandomLTDConfig
 from algoperf_reinit.data_efficiency._config_sampling import DataSamplingConfig
 from algoperf_reinit.data_efficiency._legacy import (
@@ -120,10 +119,7 @@ class DataEfficiencyConfig:
                                                     fix="numpy generators take seeds >= 0"))
         for name, cls in (("data_sampling", DataSamplingConfig),
                           ("data_routing", DataRoutingConfig)):
-            value = getattr(self, name)
-            if isinstance(value, Mapping):
-                value = cls.from_dict(Block(f"{p}.{name}", value))
-            set_field(self, name, _validation.instance(f"{p}.{name}", value, cls))
+            set_field(self, name, sub_config(f"{p}.{name}", getattr(self, name), cls))
 
     @property
     def curriculum_learning(self) -> CurriculumLearningConfig:

@@ -38,8 +38,10 @@ __all__ = [
     "FrozenMapping",
     "frozen_extra",
     "int_tuple",
+    "optional_int",
     "path_or_none",
     "set_field",
+    "sub_config",
 ]
 
 DATA_EFFICIENCY_PATH = "data_efficiency"
@@ -112,6 +114,18 @@ class FrozenMapping(Mapping[str, _V], Generic[_V]):
 def set_field(obj: object, name: str, value: Any) -> None:
     """Store a normalised value into a frozen dataclass (from ``__post_init__``)."""
     object.__setattr__(obj, name, value)
+
+
+def optional_int(field: str, value: Any, minimum: int | None = 1) -> int | None:
+    """``None``, or an int ``>= minimum`` (see ``_validation.integer``)."""
+    return _validation.optional(_validation.integer, field, value, minimum=minimum)
+
+
+def sub_config(path: str, value: Any, cls: type) -> Any:
+    """A sub-block given as a dict (parsed by ``cls.from_dict``) or as a ``cls`` (kept)."""
+    if isinstance(value, Mapping):
+        return cls.from_dict(Block(path, value))
+    return _validation.instance(path, value, cls)
 
 
 def frozen_extra(field: str, value: Any) -> FrozenMapping[Any]:

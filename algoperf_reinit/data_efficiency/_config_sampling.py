@@ -15,7 +15,6 @@ switch that silently did nothing would be worse.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 from algoperf_reinit import _validation
@@ -26,6 +25,7 @@ from algoperf_reinit.data_efficiency._config_common import (
     FrozenMapping,
     frozen_extra,
     set_field,
+    sub_config,
 )
 from algoperf_reinit.data_efficiency._config_curriculum import CurriculumLearningConfig
 
@@ -135,13 +135,6 @@ class DynamicBatchingConfig:
         return {**out, **dict(self.extra)}
 
 
-def _sub(value: Any, cls: type, path: str) -> Any:
-    """A sub-block given as a dict (parsed) or as its config object (kept)."""
-    if isinstance(value, Mapping):
-        return cls.from_dict(Block(path, value))
-    return _validation.instance(path, value, cls)
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DataSamplingConfig:
     """``data_efficiency.data_sampling``: the curriculum sampler's settings.
@@ -175,10 +168,10 @@ class DataSamplingConfig:
                   _validation.integer(f"{p}.num_epochs", self.num_epochs, minimum=1))
         set_field(self, "num_workers",
                   _validation.integer(f"{p}.num_workers", self.num_workers, minimum=0))
-        set_field(self, "curriculum_learning", _sub(
-            self.curriculum_learning, CurriculumLearningConfig, f"{p}.curriculum_learning"))
-        set_field(self, "dynamic_batching", _sub(
-            self.dynamic_batching, DynamicBatchingConfig, f"{p}.dynamic_batching"))
+        set_field(self, "curriculum_learning", sub_config(
+            f"{p}.curriculum_learning", self.curriculum_learning, CurriculumLearningConfig))
+        set_field(self, "dynamic_batching", sub_config(
+            f"{p}.dynamic_batching", self.dynamic_batching, DynamicBatchingConfig))
         set_field(self, "extra", frozen_extra(f"{p}.extra", self.extra))
 
     @classmethod

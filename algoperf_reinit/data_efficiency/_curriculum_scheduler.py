@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 from algoperf_reinit import _validation
 from algoperf_reinit.data_efficiency import _difficulty
 from algoperf_reinit.data_efficiency._config_common import CURRICULUM_METRIC_PATH, MISSING, Block
-from algoperf_reinit.data_efficiency._config_curriculum import CurriculumMetricConfig
+from algoperf_reinit.data_efficiency._config_metric import CurriculumMetricConfig
 
 __all__ = ["CurriculumScheduler", "CurriculumState"]
 

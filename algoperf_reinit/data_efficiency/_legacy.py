@@ -35,7 +35,7 @@ from algoperf_reinit.data_efficiency._config_common import (
     CURRICULUM_LEARNING_PATH,
     Block,
 )
-from algoperf_reinit.data_efficiency._config_curriculum import (
+from algoperf_reinit.data_efficiency._config_metric import (
     CurriculumMetricConfig,
     CurriculumScheduleConfig,
 )
