@@ -341,7 +341,8 @@ def warn(text: str, category: type[Warning] = UserWarning) -> None:
     """
     frame = sys._getframe(1)
     level = 2
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] == _LIBRARY:
+    while (frame.f_back is not None
+           and frame.f_globals.get("__name__", "").partition(".")[0] == _LIBRARY):
         frame = frame.f_back
         level += 1
     warnings.warn(text, category, stacklevel=level)

@@ -13,7 +13,9 @@ and defaults::
     │  │  └─ CurriculumMetricConfig .curriculum_metrics[<name>] (+ CurriculumScheduleConfig)
     │  └─ DynamicBatchingConfig     .dynamic_batching
     └─ DataRoutingConfig            .data_routing
-       └─ RandomLTDConfig           .random_ltd (+ RandomLTDSchedule, LayerTokenLRScheduleConfig)
+       └─ RandomLTDConfig           .random_ltd
+          ├─ RandomLTDSchedule      .random_ltd_schedule (+ RandomLTDScheduleConfig)
+          └─ LayerTokenLRScheduleConfig  .layer_token_lr_schedule
 
 DeepSpeed's rules, kept: only the two leaf switches act
 (``data_sampling.curriculum_learning.enabled``, ``data_routing.random_ltd.enabled``;
@@ -23,7 +25,9 @@ drops its other keys (they are neither validated nor kept: :meth:`to_dict` gives
 and ignored where it rebuilds one, with a warning naming the key path and the closest
 valid key either way. Given a whole config, ``train_batch_size`` and
 ``train_micro_batch_size_per_gpu`` are injected into an enabled ``random_ltd`` as
-``global_batch_size`` / ``micro_batch_size``, as DeepSpeed's engine does.
+``global_batch_size`` / ``micro_batch_size``, as DeepSpeed's engine does (only when
+given: ``train_batch_size`` is not derived from the micro batch, the accumulation steps
+and a world size this parser does not know).
 
 Where we differ: the input is never mutated (DeepSpeed's parser inserts empty
 sub-dicts); every value is type-checked and every rule DeepSpeed enforces later (when

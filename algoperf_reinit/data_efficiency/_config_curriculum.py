@@ -57,7 +57,8 @@ class CurriculumLearningConfig:
 
     enabled: bool = False
     data_cluster_path: str | None = None
-    curriculum_metrics: FrozenMapping[CurriculumMetricConfig] = dataclasses.field(default_factory=FrozenMapping)
+    curriculum_metrics: FrozenMapping[CurriculumMetricConfig] = dataclasses.field(
+        default_factory=FrozenMapping)
     extra: FrozenMapping[Any] = dataclasses.field(default_factory=FrozenMapping)
     key_path: str = dataclasses.field(default=CURRICULUM_LEARNING_PATH, compare=False,
                                       repr=False)

@@ -270,10 +270,12 @@ class CurriculumMetricConfig:
         optional = {k: block.get(k) for k in ("difficulty_type", "clustering_type",
                                               "index_to_sample_path", "index_to_metric_path")}
         sched = block.sub("schedule_config")
-        rounding = block.get("legacy_rounding", False) if legacy_rounding is None else legacy_rounding
-        return cls(**values, **optional,
-                   schedule_config=None if sched is None else CurriculumScheduleConfig.from_dict(sched),
-                   legacy_rounding=rounding, extra=extra, key_path=block.path)
+        if legacy_rounding is None:
+            legacy_rounding = block.get("legacy_rounding", False)
+        if sched is not None:
+            sched = CurriculumScheduleConfig.from_dict(sched)
+        return cls(**values, **optional, schedule_config=sched, legacy_rounding=legacy_rounding,
+                   extra=extra, key_path=block.path)
 
     def to_dict(self) -> dict[str, Any]:
         """The DeepSpeed dict of this metric (keys that are not set are left out)."""

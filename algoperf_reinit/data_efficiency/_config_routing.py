@@ -101,7 +101,8 @@ class RandomLTDConfig:
     model_type: str | None = None
     hidden_state_order: str | None = None
     random_ltd_schedule: RandomLTDSchedule | None = None
-    layer_token_lr_schedule: LayerTokenLRScheduleConfig = dataclasses.field(default_factory=LayerTokenLRScheduleConfig)
+    layer_token_lr_schedule: LayerTokenLRScheduleConfig = dataclasses.field(
+        default_factory=LayerTokenLRScheduleConfig)
     global_batch_size: int | None = None
     micro_batch_size: int | None = None
     extra: FrozenMapping[Any] = dataclasses.field(default_factory=FrozenMapping)

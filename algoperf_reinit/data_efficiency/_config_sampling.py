@@ -155,8 +155,10 @@ class DataSamplingConfig:
     num_epochs: int = DATA_SAMPLING_NUM_EPOCHS_DEFAULT
     num_workers: int = DATA_SAMPLING_NUM_WORKERS_DEFAULT
     pin_memory: bool = DATA_SAMPLING_PIN_MEMORY_DEFAULT
-    curriculum_learning: CurriculumLearningConfig = dataclasses.field(default_factory=CurriculumLearningConfig)
-    dynamic_batching: DynamicBatchingConfig = dataclasses.field(default_factory=DynamicBatchingConfig)
+    curriculum_learning: CurriculumLearningConfig = dataclasses.field(
+        default_factory=CurriculumLearningConfig)
+    dynamic_batching: DynamicBatchingConfig = dataclasses.field(
+        default_factory=DynamicBatchingConfig)
     extra: FrozenMapping[Any] = dataclasses.field(default_factory=FrozenMapping)
     key_path: str = dataclasses.field(default=DATA_SAMPLING_PATH, compare=False, repr=False)
 
