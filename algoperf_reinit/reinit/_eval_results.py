@@ -129,6 +129,7 @@ def feed_eval_results(
         or a step does not fit in int32.
 
     Example:
+      >>> from algoperf_reinit.reinit import init_plateau_state
       >>> cfg = PlateauConfig(patience=1)
       >>> state = init_plateau_state(cfg)
       >>> results = [(1, {"validation/loss": 2.0}), (50, {"validation/loss": 2.0})]
