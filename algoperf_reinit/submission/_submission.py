@@ -155,7 +155,7 @@ class CycleSubmission:
 
     def __init__(self, config: SubmissionConfig):
         if not isinstance(config, SubmissionConfig):
-            raise TypeError(f"config must be a SubmissionConfig, got {type(config).__name__}")
+            raise _validation.type_error("config", config, "a SubmissionConfig")
         self.config = config
 
     def get_batch_size(self, workload_name: str) -> int:
@@ -288,7 +288,8 @@ class SubmissionAPI(NamedTuple):
     run_artifacts: Any
 
 
-def submission_api(submission: CycleSubmission, run_dir: Any = None) -> SubmissionAPI:
+def submission_api(submission: CycleSubmission | SubmissionConfig,
+                   run_dir: Any = None) -> SubmissionAPI:
     """Module-level API functions for a submission file.
 
     The harness looks the functions up by name, calls ``update_params`` and
@@ -296,7 +297,7 @@ def submission_api(submission: CycleSubmission, run_dir: Any = None) -> Submissi
     because ``update_params`` names it; the parameter names below are the API's.
 
     Args:
-      submission: the submission.
+      submission: the submission, or its configuration.
       run_dir: ``run_dir(workload, hyperparameters, rng) -> path or None``, supplied
         by the submission file (an entry point may read the harness's flags; the
         library does not).
@@ -304,7 +305,15 @@ def submission_api(submission: CycleSubmission, run_dir: Any = None) -> Submissi
     Returns:
       The functions; assign them to module attributes of the same names
       (``run_artifacts`` tells our runner which files the submission writes).
+
+    Raises:
+      TypeError: if ``submission`` is neither a CycleSubmission nor a SubmissionConfig.
     """
+    if isinstance(submission, SubmissionConfig):
+        submission = CycleSubmission(submission)
+    elif not isinstance(submission, CycleSubmission):
+        raise _validation.type_error("submission", submission,
+                                     "a CycleSubmission or a SubmissionConfig")
 
     def get_batch_size(workload_name):
         return submission.get_batch_size(workload_name)

@@ -66,6 +66,21 @@ def test_check_current_redraws_a_restored_table_once(tmp_path):
     assert log.checked and (tmp_path / "lr_schedule.png").read_bytes() != first
 
 
+def test_the_built_table_is_not_drawn_again_and_an_unchanged_table_adds_no_history(
+        tmp_path, monkeypatch):
+    before, after = tables()
+    log = EventLog(tmp_path, title="t", plot=False)
+    log.start(before)
+    drawn = []
+    monkeypatch.setattr(log, "_draw", drawn.append)
+    log.check_current(before, built=before)  # a fresh run: nothing to redraw
+    assert log.checked and drawn == []
+    log.record([stop(300)], before=before, after=before)  # a stop that changed nothing
+    assert log.history == [] and drawn == [before]
+    log.record([stop(300)], before=before, after=after)
+    assert [s for s, _ in log.history] == [300] and drawn == [before, after]
+
+
 def test_event_messages_say_a_skipped_stop_once_per_cycle():
     from algoperf_reinit.submission import event_message
 

@@ -124,3 +124,13 @@ def test_keep_policies_need_no_mask(tmp_path):
 def test_config_errors(change, error, match):
     with pytest.raises(error, match=match):
         dataclasses.replace(config(), **change)
+
+
+def test_submission_api_takes_a_config_or_a_submission():
+    from algoperf_reinit.submission import submission_api
+
+    assert submission_api(config()).get_batch_size("digits") == 128
+    assert submission_api(CycleSubmission(config())).get_batch_size("digits") == 128
+    with pytest.raises(TypeError, match="submission must be a CycleSubmission or a "
+                                        "SubmissionConfig, got 'nadamw' of type str"):
+        submission_api("nadamw")
