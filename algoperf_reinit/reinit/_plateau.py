@@ -265,21 +265,16 @@ def init_plateau_state(config: PlateauConfig) -> PlateauState:
       (0, -1)
     """
     _check_config(config)
-    zero = _i32(0)
+    counters = ("count", "evals_since_best", "num_bad", "cooldown_count", "num_evals",
+                "num_skipped", "num_triggers")
     return PlateauState(
         ema_acc=_f32(0.0),
-        count=zero,
         smoothed=_f32(math.nan),
         slope=_f32(0.0),
         best=_f32(config.sign * math.inf),
-        evals_since_best=zero,
-        num_bad=zero,
-        cooldown_count=zero,
-        num_evals=zero,
-        num_skipped=zero,
-        num_triggers=zero,
         last_reason=_i32(PlateauReason.NONE),
         last_fed_step=_i32(-1),
+        **dict.fromkeys(counters, _i32(0)),
     )
 
 
@@ -306,15 +301,9 @@ def reset_plateau(config: PlateauConfig, state: PlateauState) -> PlateauState:
       >>> int(state.cooldown_count)
       2
     """
-    _check_config(config)
-    fresh = init_plateau_state(config)
-    return fresh._replace(
-        cooldown_count=_i32(config.cooldown),
-        num_evals=_i32(state.num_evals),
-        num_skipped=_i32(state.num_skipped),
-        num_triggers=_i32(state.num_triggers),
-        last_reason=_i32(state.last_reason),
-        last_fed_step=_i32(state.last_fed_step),
+    kept = ("num_evals", "num_skipped", "num_triggers", "last_reason", "last_fed_step")
+    return init_plateau_state(config)._replace(
+        cooldown_count=_i32(config.cooldown), **{name: _i32(getattr(state, name)) for name in kept}
     )
 
 

@@ -6,8 +6,10 @@ and, on the rare steps where something happens:
 
 1. feeds new ``validation/*`` results to the plateau detector; on a trigger it ends
    the current cycle at this step and redistributes the remaining budget over the
-   cycles still to run (:func:`end_cycle_early`), then swaps the new cycle table into
-   the optimizer state (same shapes: the train step is not recompiled);
+   cycles still to run (:func:`end_cycle_early`), then swaps the new cycle table in:
+   into ``ReinitState.table``, the one authoritative copy (host numpy), and into the
+   optimizer state, its device mirror (same shapes: the train step is not
+   recompiled). Nothing else writes either copy;
 2. when a new cycle has begun, resets parameters, model state and optimizer state by
    the configured policies (fresh parameters come from ``workload.init_model_fn``
    with a key derived from the state's key and the cycle index), and resets the
@@ -126,7 +128,9 @@ class ReinitState(NamedTuple):
     """Everything :func:`model_reinit_schedule` carries from step to step."""
 
     version: jax.Array  # shape=(), dtype=int32; SCHEMA_VERSION
-    table: CycleTable  # the authoritative cycle table, host numpy (the optimizer holds a copy)
+    # The authoritative cycle table, host numpy (read every step without waiting for the
+    # train step); the optimizer state holds its device mirror, written by _adopt_table.
+    table: CycleTable
     plateau: PlateauState
     key: jax.Array  # shape=(2,), dtype=uint32; base key of fresh initialisations
     cycle: jax.Array  # shape=(), dtype=int32; newest cycle whose start was handled
