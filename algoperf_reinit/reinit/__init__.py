@@ -23,17 +23,15 @@ from algoperf_reinit.reinit._optimizer_reset import (
     scale_moments,
     zero_moments,
 )
-from algoperf_reinit.reinit._param_reset import (
+from algoperf_reinit.reinit._param_policy import (
     MODEL_STATE_MODES,
     PARAM_MODES,
     PARAMETER_TYPE_NAMES,
     ModelStateResetPolicy,
     ParamResetPolicy,
-    param_reset_mask,
-    reset_model_state,
-    reset_params,
-    strength_from_metric,
 )
+from algoperf_reinit.reinit._param_reset import reset_model_state, reset_params
+from algoperf_reinit.reinit._param_select import param_reset_mask
 from algoperf_reinit.reinit._plateau import (
     PlateauConfig,
     PlateauReason,
@@ -55,9 +53,9 @@ from algoperf_reinit.reinit._schedule import (
     ReinitState,
     check_reinit_state,
     init_reinit_state,
-    metric_strength,
     model_reinit_schedule,
 )
+from algoperf_reinit.reinit._strength import metric_strength, strength_from_metric
 from algoperf_reinit.reinit._tree import map_counts, map_params_like, params_like_paths
 
 __all__ = [

@@ -14,14 +14,19 @@ from typing import Any
 import jax
 import numpy as np
 
+from algoperf_reinit import _validation
 from algoperf_reinit.reinit._plateau import (
-    _INT32_MAX,
     PlateauConfig,
     PlateauState,
     _check_config,
     _i32,
     update_plateau,
 )
+
+__all__ = ["feed_eval_results", "latest_validation_value"]
+
+_ENTRIES = "eval_results entries"
+_ENTRY_RULE = "(global_step, dict) pairs"
 
 # The host-side feed jits the update once per config (config is hashable).
 _update_jit = jax.jit(update_plateau, static_argnums=0)
@@ -30,10 +35,7 @@ _update_jit = jax.jit(update_plateau, static_argnums=0)
 def _validation_value(config: PlateauConfig, step: int, metrics: Any) -> float | None:
     """The configured metric of one eval dict; ``None`` if it has no validation metrics."""
     if not isinstance(metrics, Mapping):
-        raise TypeError(
-            f"eval_results entries must be (global_step, dict) pairs, got a "
-            f"{type(metrics).__name__} at step {step}"
-        )
+        raise _validation.type_error(_ENTRIES, (step, metrics), _ENTRY_RULE)
     available = sorted(
         k
         for k in metrics
@@ -42,26 +44,23 @@ def _validation_value(config: PlateauConfig, step: int, metrics: Any) -> float |
     if not available:
         return None
     if config.metric not in metrics:
-        raise ValueError(
-            f"metric={config.metric!r} is not in the evaluation at step {step}; "
-            f"available validation metrics: {available}"
+        raise _validation.value_error(
+            "PlateauConfig.metric", config.metric, f"a metric of the evaluation at step {step}",
+            fix=f"available validation metrics: {available}",
         )
     raw = metrics[config.metric]
     try:
         return float(np.asarray(raw, dtype=np.float64).reshape(()))
-    except (TypeError, ValueError) as err:
-        raise TypeError(
-            f"{config.metric} at step {step} must be a scalar number, got {raw!r}"
-        ) from err
+    except (TypeError, ValueError):
+        raise _validation.type_error(
+            f"{config.metric} at step {step}", raw, "a scalar number") from None
 
 
 def _entry(item: Any) -> tuple[int, Any]:
     if not isinstance(item, tuple | list) or len(item) != 2:
-        raise TypeError(f"eval_results entries must be (global_step, dict) pairs, got {item!r}")
+        raise _validation.type_error(_ENTRIES, item, _ENTRY_RULE)
     step, metrics = item
-    if isinstance(step, bool) or not isinstance(step, int | np.integer):
-        raise TypeError(f"global_step in eval_results must be an int, got {step!r}")
-    return int(step), metrics
+    return _validation.integer("global_step in eval_results", step), metrics
 
 
 def latest_validation_value(
@@ -130,6 +129,7 @@ def feed_eval_results(
         or a step does not fit in int32.
 
     Example:
+      >>> from algoperf_reinit.reinit import init_plateau_state
       >>> cfg = PlateauConfig(patience=1)
       >>> state = init_plateau_state(cfg)
       >>> results = [(1, {"validation/loss": 2.0}), (50, {"validation/loss": 2.0})]
@@ -149,8 +149,7 @@ def feed_eval_results(
             break
         new.append((step, metrics))
     for step, metrics in reversed(new):
-        if step > _INT32_MAX:
-            raise ValueError(f"global_step must fit in int32, got global_step={step}")
+        _validation.integer("global_step in eval_results", step, maximum=_validation.INT32_MAX)
         value = _validation_value(config, step, metrics)
         if value is None:
             state = state._replace(last_fed_step=_i32(step))

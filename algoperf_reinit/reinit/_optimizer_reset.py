@@ -10,12 +10,11 @@ four modes, applied by :func:`reset_optimizer_state`:
 * ``reinit``: the whole state replaced by ``tx.init(params)`` (this also
   restarts optax schedule or hyperparameter state inside ``tx``).
 
+Besides the mode, a ``count`` policy applies to every step count in the state
+(which drives Adam's bias correction): ``keep`` it or ``reset`` it to 0.
 Whatever the mode, a :class:`~algoperf_reinit.schedules.CycleScheduleState` (the
 cycle table and its position, from ``scale_by_cycle_table``) is carried over
 unchanged: a reset never moves the learning-rate schedule.
-
-and a ``count`` policy for every step count in the state (which drives Adam's
-bias correction): ``keep`` it or ``reset`` it to 0.
 
 Why the default is ``rescale(alpha=0, alpha_nu=1, count='keep')``: Adam-style
 directions are ``m_hat / sqrt(v_hat)``. In a noisy steady state ``m`` averages
@@ -59,7 +58,6 @@ alpha values (floats or float32 scalars) do not recompile.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import jax
@@ -67,6 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from algoperf_reinit import _validation
 from algoperf_reinit.reinit import _tree
 from algoperf_reinit.schedules._scale import CycleScheduleState
 
@@ -93,36 +92,32 @@ SECOND_MOMENT_FIELDS = frozenset({"nu", "nu_max", "v", "exp_avg_sq", "sum_of_squ
 
 _DEFAULT_ALPHA = 0.0
 _DEFAULT_ALPHA_NU = 1.0
-
-
-def _is_concrete_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+_FACTOR_RULE = "a real number in [0, 1] or a real scalar array"
 
 
 def _factor(field: str, value: Any) -> float | jax.Array:
-    """Validates a scale factor: a real number in [0, 1] or a real scalar array."""
-    if _is_concrete_number(value):
-        number = float(value)
-        if math.isnan(number):
-            raise ValueError(f"{field} must be in [0, 1], got NaN")
-        if not 0.0 <= number <= 1.0:
-            raise ValueError(f"{field} must be in [0, 1], got {number!r}")
-        return number
+    """A scale factor: a real number in [0, 1] (as a float) or a real scalar array.
+
+    A concrete array is checked like a number and returned as it is; a traced one
+    cannot be checked here.
+    """
+    if not hasattr(value, "shape") or isinstance(value, np.generic):
+        try:
+            return _validation.unit_interval(field, value)
+        except TypeError:
+            raise _validation.type_error(field, value, _FACTOR_RULE) from None
     dtype = getattr(value, "dtype", None)
     if (
         dtype is None
-        or getattr(value, "shape", None) != ()
+        or value.shape != ()
         or not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
     ):
-        raise TypeError(
-            f"{field} must be a real number in [0, 1] or a real scalar array, got {value!r} "
-            f"of type {type(value).__name__}"
-        )
+        raise _validation.type_error(field, value, _FACTOR_RULE)
     try:
         number = float(value)
     except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
         return value  # traced: the value cannot be checked here
-    _factor(field, number)
+    _validation.unit_interval(field, number)
     return value
 
 
@@ -158,12 +153,10 @@ class OptimizerResetPolicy:
     count: str = "keep"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.mode, str) or self.mode not in RESET_MODES:
-            raise ValueError(f"mode must be one of {RESET_MODES}, got {self.mode!r}")
-        if not isinstance(self.count, str) or self.count not in COUNT_POLICIES:
-            raise ValueError(f"count must be one of {COUNT_POLICIES}, got {self.count!r}")
-        alpha = _factor("alpha", self.alpha)
-        alpha_nu = _factor("alpha_nu", self.alpha_nu)
+        _validation.choice("OptimizerResetPolicy.mode", self.mode, RESET_MODES)
+        _validation.choice("OptimizerResetPolicy.count", self.count, COUNT_POLICIES)
+        alpha = _factor("OptimizerResetPolicy.alpha", self.alpha)
+        alpha_nu = _factor("OptimizerResetPolicy.alpha_nu", self.alpha_nu)
         object.__setattr__(self, "alpha", alpha)
         object.__setattr__(self, "alpha_nu", alpha_nu)
         if self.mode != "rescale":
@@ -172,9 +165,10 @@ class OptimizerResetPolicy:
                 ("alpha_nu", alpha_nu, _DEFAULT_ALPHA_NU),
             ):
                 if not isinstance(value, float) or value != default:
-                    raise ValueError(
-                        f"{field}={value!r} only applies to mode='rescale', got "
-                        f"mode={self.mode!r}; leave {field} at its default {default}"
+                    raise _validation.value_error(
+                        f"OptimizerResetPolicy.{field}", value,
+                        f"its default {default} with mode={self.mode!r}",
+                        fix="it applies only to mode='rescale'",
                     )
 
 
@@ -350,7 +344,7 @@ def reset_optimizer_state(
         different structure.
     """
     if not isinstance(policy, OptimizerResetPolicy):
-        raise TypeError(f"policy must be an OptimizerResetPolicy, got {type(policy).__name__}")
+        raise _validation.type_error("policy", policy, "an OptimizerResetPolicy")
     if policy.mode == "keep":
         new_state = opt_state
     elif policy.mode == "zero":

@@ -63,23 +63,25 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from optax import safe_int32_increment
 
-_INT32_MAX = int(np.iinfo(np.int32).max)
+from algoperf_reinit import _validation
+from algoperf_reinit._validation import INT32_MAX
+from algoperf_reinit.run_protocol import BOOKKEEPING_KEYS
+
+__all__ = [
+    "PlateauConfig",
+    "PlateauReason",
+    "PlateauState",
+    "init_plateau_state",
+    "reset_plateau",
+    "update_plateau",
+]
+
 _MODES = ("min", "max")
 _SEMANTICS = ("optax", "pytorch")
 _SPLITS = ("validation", "test", "train")
-# Keys the runner (or its logger) adds to every eval dict that are not metrics.
-_BOOKKEEPING = (
-    "score",
-    "total_duration",
-    "accumulated_submission_time",
-    "accumulated_eval_time",
-    "accumulated_logging_time",
-    "global_step",
-    "preemption_count",
-    "num_examples",
-)
+_METRIC_RULE = "a validation metric such as 'loss' or 'validation/accuracy'"
 
 
 class PlateauReason(enum.IntEnum):
@@ -94,51 +96,23 @@ class PlateauReason(enum.IntEnum):
     SLOPE = 3
 
 
-def _number(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{field} must be a number, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{field} must be finite, got {field}={value!r}")
-    return value
-
-
-def _integer(field: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(
-            f"{field} must be an int, got {value!r} of type {type(value).__name__}"
-        )
-    value = int(value)
-    if not minimum <= value <= _INT32_MAX:
-        raise ValueError(f"{field} must be an int in [{minimum}, {_INT32_MAX}], got {field}={value}")
-    return value
-
-
-def _choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{field} must be one of {choices}, got {field}={value!r}")
-    return value
-
-
 def _resolve_metric(metric: Any) -> str:
     """Turns ``'loss'`` or ``'validation/loss'`` into ``'validation/loss'``."""
+    field = "PlateauConfig.metric"
     if not isinstance(metric, str):
-        raise TypeError(f"metric must be a str, got {metric!r} of type {type(metric).__name__}")
+        raise _validation.type_error(field, metric, "a str")
     split, sep, name = metric.partition("/")
     if not sep:
         split, name = "validation", metric
     if split != "validation":
-        why = (
+        fix = (
             "only validation metrics may drive decisions"
             if split in _SPLITS
             else "a metric is a bare name like 'loss' or a 'validation/<name>' key"
         )
-        raise ValueError(f"metric must name a validation/* metric ({why}), got metric={metric!r}")
-    if not name or "/" in name or name in _BOOKKEEPING:
-        raise ValueError(
-            f"metric must name a validation metric such as 'loss' or 'validation/accuracy', "
-            f"got metric={metric!r}"
-        )
+        raise _validation.value_error(field, metric, "a validation/* metric", fix=fix)
+    if not name or "/" in name or name in BOOKKEEPING_KEYS:
+        raise _validation.value_error(field, metric, _METRIC_RULE)
     return f"validation/{name}"
 
 
@@ -199,28 +173,27 @@ class PlateauConfig:
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
+        def field(name: str) -> tuple[str, Any]:
+            return f"PlateauConfig.{name}", getattr(self, name)
+
+        def count(name: str, minimum: int) -> None:
+            put(name, _validation.integer(*field(name), minimum=minimum, maximum=INT32_MAX))
+
         put("metric", _resolve_metric(self.metric))
-        _choice("mode", self.mode, _MODES)
-        _choice("patience_semantics", self.patience_semantics, _SEMANTICS)
-        ema = _number("ema", self.ema)
-        if not 0.0 <= ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), got ema={ema!r}")
-        put("ema", ema)
-        for name in ("rel_threshold", "abs_threshold"):
-            value = _number(name, getattr(self, name))
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {name}={value!r}")
-            put(name, value)
+        _validation.choice(*field("mode"), _MODES)
+        _validation.choice(*field("patience_semantics"), _SEMANTICS)
+        put("ema", _validation.unit_interval(*field("ema"), high_open=True))
+        put("rel_threshold", _validation.non_negative(*field("rel_threshold")))
+        put("abs_threshold", _validation.non_negative(*field("abs_threshold")))
         if self.patience is not None:
-            lowest = 1 if self.patience_semantics == "optax" else 0
-            put("patience", _integer("patience", self.patience, lowest))
-        put("cooldown", _integer("cooldown", self.cooldown, 0))
+            count("patience", 1 if self.patience_semantics == "optax" else 0)
+        count("cooldown", 0)
         if self.window is not None:
-            put("window", _integer("window", self.window, 1))
-        put("window_epsilon", _number("window_epsilon", self.window_epsilon))
+            count("window", 1)
+        put("window_epsilon", _validation.real(*field("window_epsilon")))
         if self.slope_epsilon is not None:
-            put("slope_epsilon", _number("slope_epsilon", self.slope_epsilon))
-        put("min_evals", _integer("min_evals", self.min_evals, 0))
+            put("slope_epsilon", _validation.real(*field("slope_epsilon")))
+        count("min_evals", 0)
         if self.patience is None and self.window is None and self.slope_epsilon is None:
             raise ValueError(
                 "at least one rule must be enabled: set patience, window or slope_epsilon "
@@ -256,9 +229,7 @@ class PlateauState(NamedTuple):
 
 def _check_config(config: Any) -> None:
     if not isinstance(config, PlateauConfig):
-        raise TypeError(
-            f"config must be a PlateauConfig, got {config!r} of type {type(config).__name__}"
-        )
+        raise _validation.type_error("config", config, "a PlateauConfig")
 
 
 def _f32(x: Any) -> jax.Array:
@@ -267,11 +238,6 @@ def _f32(x: Any) -> jax.Array:
 
 def _i32(x: Any) -> jax.Array:
     return jnp.asarray(x, dtype=jnp.int32)
-
-
-def _inc(x: jax.Array) -> jax.Array:
-    """Saturating int32 increment."""
-    return jnp.where(x < _INT32_MAX, x + 1, x)
 
 
 def _scalar(name: str, x: Any, dtype: Any) -> jax.Array:
@@ -299,21 +265,16 @@ def init_plateau_state(config: PlateauConfig) -> PlateauState:
       (0, -1)
     """
     _check_config(config)
-    zero = _i32(0)
+    counters = ("count", "evals_since_best", "num_bad", "cooldown_count", "num_evals",
+                "num_skipped", "num_triggers")
     return PlateauState(
         ema_acc=_f32(0.0),
-        count=zero,
         smoothed=_f32(math.nan),
         slope=_f32(0.0),
         best=_f32(config.sign * math.inf),
-        evals_since_best=zero,
-        num_bad=zero,
-        cooldown_count=zero,
-        num_evals=zero,
-        num_skipped=zero,
-        num_triggers=zero,
         last_reason=_i32(PlateauReason.NONE),
         last_fed_step=_i32(-1),
+        **dict.fromkeys(counters, _i32(0)),
     )
 
 
@@ -340,91 +301,82 @@ def reset_plateau(config: PlateauConfig, state: PlateauState) -> PlateauState:
       >>> int(state.cooldown_count)
       2
     """
-    _check_config(config)
-    fresh = init_plateau_state(config)
-    return fresh._replace(
-        cooldown_count=_i32(config.cooldown),
-        num_evals=_i32(state.num_evals),
-        num_skipped=_i32(state.num_skipped),
-        num_triggers=_i32(state.num_triggers),
-        last_reason=_i32(state.last_reason),
-        last_fed_step=_i32(state.last_fed_step),
+    kept = ("num_evals", "num_skipped", "num_triggers", "last_reason", "last_fed_step")
+    return init_plateau_state(config)._replace(
+        cooldown_count=_i32(config.cooldown), **{name: _i32(getattr(state, name)) for name in kept}
     )
+
+
+def _smooth(state: PlateauState, value: jax.Array, ema: float) -> PlateauState:
+    """Step 1: the bias-corrected EMA (``count``, ``ema_acc``, ``smoothed``, ``slope``)."""
+    count = safe_int32_increment(state.count)
+    ema_acc = ema * state.ema_acc + (1.0 - ema) * value
+    smoothed = ema_acc / (1.0 - jnp.power(_f32(ema), count.astype(jnp.float32)))
+    slope = jnp.where(state.count > 0, smoothed - state.smoothed, _f32(0.0))
+    return state._replace(ema_acc=ema_acc, count=count, smoothed=smoothed, slope=slope)
+
+
+def _track_best(config: PlateauConfig, state: PlateauState, has_prev: jax.Array) -> PlateauState:
+    """Steps 2-3: improvement over the best and the counters (before any trigger)."""
+    # Improvement, in "minimise" coordinates (z = sign * metric).
+    z, z_best = config.sign * state.smoothed, config.sign * state.best
+    margin = jnp.where(
+        has_prev, config.rel_threshold * jnp.abs(z_best) + config.abs_threshold, _f32(0.0)
+    )
+    improved = jnp.logical_not(has_prev) | (z < z_best - margin)
+    in_cooldown = state.cooldown_count > 0
+    return state._replace(
+        best=jnp.where(improved, state.smoothed, state.best),
+        evals_since_best=jnp.where(
+            improved, _i32(0), safe_int32_increment(state.evals_since_best)),
+        num_bad=jnp.where(improved | in_cooldown, _i32(0), safe_int32_increment(state.num_bad)),
+        cooldown_count=jnp.where(in_cooldown, state.cooldown_count - 1, state.cooldown_count),
+    )
+
+
+def _rule_reason(config: PlateauConfig, state: PlateauState, has_prev: jax.Array) -> jax.Array:
+    """Step 4: the first rule that holds for the tracked ``state``, as a reason code."""
+    false, sign = jnp.asarray(False), config.sign
+    if config.patience is None:
+        fire_patience = false
+    elif config.patience_semantics == "optax":
+        fire_patience = state.num_bad >= config.patience
+    else:
+        fire_patience = state.num_bad > config.patience
+    if config.window is None:
+        fire_window = false
+    else:
+        projected = sign * (state.smoothed + state.slope * config.window)
+        fire_window = (state.evals_since_best >= config.window) & (
+            projected >= sign * state.best + config.window_epsilon
+        )
+    if config.slope_epsilon is None:
+        fire_slope = false
+    else:
+        fire_slope = has_prev & (sign * state.slope > config.slope_epsilon)
+    reason = jnp.where(fire_slope, _i32(PlateauReason.SLOPE), _i32(PlateauReason.NONE))
+    reason = jnp.where(fire_window, _i32(PlateauReason.WINDOW), reason)
+    return jnp.where(fire_patience, _i32(PlateauReason.PATIENCE), reason)
 
 
 def _advance(
     config: PlateauConfig, state: PlateauState, value: jax.Array
 ) -> tuple[PlateauState, jax.Array, jax.Array]:
     """One update with a finite value (the caller masks out non-finite ones)."""
-    sign = config.sign
-    ema = config.ema
     has_prev = state.count > 0
-    count = _inc(state.count)
-
-    ema_acc = ema * state.ema_acc + (1.0 - ema) * value
-    debias = 1.0 - jnp.power(_f32(ema), count.astype(jnp.float32))
-    smoothed = ema_acc / debias
-    slope = jnp.where(has_prev, smoothed - state.smoothed, _f32(0.0))
-
-    # Improvement, in "minimise" coordinates (z = sign * metric).
-    z, z_best = sign * smoothed, sign * state.best
-    margin = jnp.where(
-        has_prev, config.rel_threshold * jnp.abs(z_best) + config.abs_threshold, _f32(0.0)
-    )
-    improved = jnp.logical_not(has_prev) | (z < z_best - margin)
-    best = jnp.where(improved, smoothed, state.best)
-    since_best = jnp.where(improved, _i32(0), _inc(state.evals_since_best))
-
-    in_cooldown = state.cooldown_count > 0
-    num_bad = jnp.where(improved | in_cooldown, _i32(0), _inc(state.num_bad))
-    cooldown_count = jnp.where(in_cooldown, state.cooldown_count - 1, state.cooldown_count)
-    eligible = jnp.logical_not(in_cooldown) & (count >= config.min_evals)
-
-    false = jnp.asarray(False)
-    if config.patience is None:
-        fire_patience = false
-    elif config.patience_semantics == "optax":
-        fire_patience = num_bad >= config.patience
-    else:
-        fire_patience = num_bad > config.patience
-    if config.window is None:
-        fire_window = false
-    else:
-        projected = sign * (smoothed + slope * config.window)
-        fire_window = (since_best >= config.window) & (
-            projected >= sign * best + config.window_epsilon
-        )
-    if config.slope_epsilon is None:
-        fire_slope = false
-    else:
-        fire_slope = has_prev & (sign * slope > config.slope_epsilon)
-
-    reason = jnp.where(
-        fire_patience,
-        _i32(PlateauReason.PATIENCE),
-        jnp.where(
-            fire_window,
-            _i32(PlateauReason.WINDOW),
-            jnp.where(fire_slope, _i32(PlateauReason.SLOPE), _i32(PlateauReason.NONE)),
-        ),
-    )
-    reason = jnp.where(eligible, reason, _i32(PlateauReason.NONE))
+    tracked = _track_best(config, _smooth(state, value, config.ema), has_prev)
+    # Step 5: nothing fires in cooldown or before min_evals values.
+    eligible = (state.cooldown_count <= 0) & (tracked.count >= config.min_evals)
+    reason = jnp.where(eligible, _rule_reason(config, tracked, has_prev),
+                       _i32(PlateauReason.NONE))
     triggered = reason != PlateauReason.NONE
-
-    new_state = PlateauState(
-        ema_acc=ema_acc,
-        count=count,
-        smoothed=smoothed,
-        slope=slope,
-        best=best,
-        evals_since_best=since_best,
-        num_bad=jnp.where(triggered, _i32(0), num_bad),
-        cooldown_count=jnp.where(triggered, _i32(config.cooldown), cooldown_count),
-        num_evals=_inc(state.num_evals),
-        num_skipped=state.num_skipped,
-        num_triggers=jnp.where(triggered, _inc(state.num_triggers), state.num_triggers),
+    new_state = tracked._replace(
+        num_bad=jnp.where(triggered, _i32(0), tracked.num_bad),
+        cooldown_count=jnp.where(triggered, _i32(config.cooldown), tracked.cooldown_count),
+        num_evals=safe_int32_increment(state.num_evals),
+        num_triggers=jnp.where(
+            triggered, safe_int32_increment(state.num_triggers), state.num_triggers),
         last_reason=jnp.where(triggered, reason, state.last_reason),
-        last_fed_step=state.last_fed_step,
     )
     return new_state, triggered, reason
 
@@ -482,7 +434,7 @@ def update_plateau(
     # A non-finite value must not poison the arithmetic of the discarded branch.
     advanced, triggered, reason = _advance(config, state, jnp.where(finite, value, 0.0))
     advanced = advanced._replace(last_fed_step=fed_step)
-    skipped = state._replace(num_skipped=_inc(state.num_skipped), last_fed_step=fed_step)
+    skipped = state._replace(num_skipped=safe_int32_increment(state.num_skipped), last_fed_step=fed_step)
     accept = finite & fresh
 
     def pick(a: jax.Array, s: jax.Array, old: jax.Array) -> jax.Array:

@@ -6,8 +6,10 @@ and, on the rare steps where something happens:
 
 1. feeds new ``validation/*`` results to the plateau detector; on a trigger it ends
    the current cycle at this step and redistributes the remaining budget over the
-   cycles still to run (:func:`end_cycle_early`), then swaps the new cycle table into
-   the optimizer state (same shapes: the train step is not recompiled);
+   cycles still to run (:func:`end_cycle_early`), then swaps the new cycle table in:
+   into ``ReinitState.table``, the one authoritative copy (host numpy), and into the
+   optimizer state, its device mirror (same shapes: the train step is not
+   recompiled). Nothing else writes either copy;
 2. when a new cycle has begun, resets parameters, model state and optimizer state by
    the configured policies (fresh parameters come from ``workload.init_model_fn``
    with a key derived from the state's key and the cycle index), and resets the
@@ -31,14 +33,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from algoperf_reinit.reinit._eval_results import feed_eval_results, latest_validation_value
+from algoperf_reinit import _validation
+from algoperf_reinit.reinit._eval_results import feed_eval_results
 from algoperf_reinit.reinit._optimizer_reset import OptimizerResetPolicy, reset_optimizer_state
-from algoperf_reinit.reinit._param_reset import (
-    ParamResetPolicy,
-    param_reset_mask,
-    reset_model_state,
-    reset_params,
-)
+from algoperf_reinit.reinit._param_policy import ParamResetPolicy
+from algoperf_reinit.reinit._param_reset import reset_model_state, reset_params
+from algoperf_reinit.reinit._param_select import param_reset_mask
 from algoperf_reinit.reinit._plateau import (
     PlateauConfig,
     PlateauReason,
@@ -50,10 +50,22 @@ from algoperf_reinit.reinit._redistribute import Redistribution, end_cycle_early
 from algoperf_reinit.schedules._scale import replace_table
 from algoperf_reinit.schedules._table import CLOCKS, CycleTable
 
+__all__ = [
+    "SCHEMA_VERSION",
+    "ReinitConfig",
+    "ReinitEvent",
+    "ReinitOutput",
+    "ReinitState",
+    "check_reinit_state",
+    "init_reinit_state",
+    "model_reinit_schedule",
+]
+
 SCHEMA_VERSION = 1
 """Version of the :class:`ReinitState` layout; bumped when fields change."""
 
-Strength = float | Callable[[Sequence[tuple[int, Mapping[str, Any]]], Any], float]
+EvalResults = Sequence[tuple[int, Mapping[str, Any]]]
+Strength = float | Callable[[EvalResults, Any], float]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +84,8 @@ class ReinitConfig:
         cycles still to run.
       strength: how strongly parameters are reset, in ``[0, 1]``: a number, or a
         callable ``(eval_results, workload) -> float`` evaluated at each reset (the
-        seed's metric-driven ``reset_metric``; see :func:`metric_strength`).
+        seed's metric-driven ``reset_metric``; see
+        :func:`~algoperf_reinit.reinit.metric_strength`).
       clock: ``"steps"`` or ``"seconds"``; the clock of the cycle table.
     """
 
@@ -86,26 +99,24 @@ class ReinitConfig:
 
     def __post_init__(self):
         checks = (
-            ("params", ParamResetPolicy),
-            ("optimizer", OptimizerResetPolicy),
-            ("redistribution", Redistribution),
+            ("params", ParamResetPolicy, "a ParamResetPolicy"),
+            ("optimizer", OptimizerResetPolicy, "an OptimizerResetPolicy"),
+            ("redistribution", Redistribution, "a Redistribution"),
+            ("plateau", PlateauConfig | None, "a PlateauConfig or None"),
         )
-        for name, cls in checks:
+        for name, cls, rule in checks:
             value = getattr(self, name)
             if not isinstance(value, cls):
-                raise TypeError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
-        if self.plateau is not None and not isinstance(self.plateau, PlateauConfig):
-            raise TypeError(
-                f"plateau must be a PlateauConfig or None, got {type(self.plateau).__name__}"
-            )
-        if self.clock not in CLOCKS:
-            raise ValueError(f"clock must be one of {CLOCKS}, got {self.clock!r}")
+                raise _validation.type_error(f"ReinitConfig.{name}", value, rule)
+        _validation.choice("ReinitConfig.clock", self.clock, CLOCKS)
         if not callable(self.strength):
-            value = self.strength
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"strength must be a number or a callable, got {value!r}")
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"strength must be in [0, 1], got {value!r}")
+            try:
+                _validation.unit_interval("ReinitConfig.strength", self.strength)
+            except TypeError:
+                raise _validation.type_error(
+                    "ReinitConfig.strength", self.strength,
+                    "a number in [0, 1] or a callable (eval_results, workload) -> float",
+                ) from None
 
     @property
     def resets_anything(self) -> bool:
@@ -117,7 +128,9 @@ class ReinitState(NamedTuple):
     """Everything :func:`model_reinit_schedule` carries from step to step."""
 
     version: jax.Array  # shape=(), dtype=int32; SCHEMA_VERSION
-    table: CycleTable  # the authoritative cycle table, host numpy (the optimizer holds a copy)
+    # The authoritative cycle table, host numpy (read every step without waiting for the
+    # train step); the optimizer state holds its device mirror, written by _adopt_table.
+    table: CycleTable
     plateau: PlateauState
     key: jax.Array  # shape=(2,), dtype=uint32; base key of fresh initialisations
     cycle: jax.Array  # shape=(), dtype=int32; newest cycle whose start was handled
@@ -171,7 +184,7 @@ def init_reinit_state(config: ReinitConfig, table: CycleTable, rng: Any) -> Rein
       The initial state.
     """
     if not isinstance(table, CycleTable):
-        raise TypeError(f"table must be a CycleTable, got {type(table).__name__}")
+        raise _validation.type_error("table", table, "a CycleTable")
     plateau = init_plateau_state(config.plateau or PlateauConfig())
     return ReinitState(
         version=jnp.asarray(SCHEMA_VERSION, jnp.int32),
@@ -203,7 +216,7 @@ def check_reinit_state(state: Any) -> ReinitState:
       TypeError: if it is not a ReinitState.
     """
     if not isinstance(state, ReinitState):
-        raise TypeError(f"state must be a ReinitState, got {type(state).__name__}")
+        raise _validation.type_error("state", state, "a ReinitState")
     version = int(np.asarray(state.version))
     if version != SCHEMA_VERSION:
         raise ValueError(
@@ -212,43 +225,6 @@ def check_reinit_state(state: Any) -> ReinitState:
             "wrote it"
         )
     return state
-
-
-def metric_strength(
-    mode: str, full_at: float = 1.0, metric: str | None = None
-) -> Callable[[Sequence[tuple[int, Mapping[str, Any]]], Any], float]:
-    """A ``strength`` callable driven by the latest validation target metric.
-
-    Resets more strongly the further the metric is from the workload's
-    ``validation_target_value`` (see :func:`strength_from_metric`).
-
-    Args:
-      mode: ``"min"`` (loss-like) or ``"max"`` (accuracy-like).
-      full_at: relative gap to the target at which the strength reaches 1.
-      metric: the ``validation/*`` metric; ``None`` means the workload's
-        ``target_metric_name``.
-
-    Returns:
-      ``strength(eval_results, workload) -> float`` in ``[0, 1]``; 0 before any
-      evaluation.
-    """
-    from algoperf_reinit.reinit._param_reset import strength_from_metric
-
-    def strength(eval_results, workload) -> float:
-        name = metric or getattr(workload, "target_metric_name", None)
-        if name is None or not eval_results:
-            return 0.0
-        found = latest_validation_value(eval_results, PlateauConfig(metric=name))
-        if found is None:
-            return 0.0
-        target = float(workload.validation_target_value)
-        return strength_from_metric(found[1], target, mode, full_at=full_at)
-
-    return strength
-
-
-def _boundaries(table: CycleTable) -> list[float]:
-    return table.boundaries()
 
 
 def _owning_cycle(table: CycleTable, t: float) -> int:
@@ -265,12 +241,94 @@ def _plateau_metrics(state: PlateauState) -> dict[str, float]:
     }
 
 
+def _adopt_table(out: ReinitOutput, table: CycleTable) -> ReinitOutput:
+    """Swaps a new cycle table in: the one writer of both copies of the table.
+
+    ``ReinitState.table`` (host numpy) is the authority, read by the host on every
+    step without waiting for the train step; the optimizer state holds the device
+    mirror that the jitted step reads. Both change here and nowhere else.
+    """
+    table = _host_table(table)
+    return out._replace(state=out.state._replace(table=table),
+                        opt_state=replace_table(out.opt_state, table))
+
+
+def _early_stop(config: ReinitConfig, out: ReinitOutput, eval_results: EvalResults,
+                t: float, when: int | float) -> ReinitOutput:
+    """The early-stop half: feeds new evaluations; on a trigger ends the cycle at ``t``."""
+    state = out.state
+    if config.plateau is None or not eval_results:
+        return out
+    if int(eval_results[-1][0]) <= int(np.asarray(state.plateau.last_fed_step)):
+        return out
+    before = int(np.asarray(state.plateau.num_triggers))
+    plateau = feed_eval_results(config.plateau, state.plateau, eval_results)
+    out = out._replace(state=state._replace(plateau=plateau))
+    if int(np.asarray(plateau.num_triggers)) <= before:
+        return out
+    result = end_cycle_early(state.table, t, config.redistribution, clock=config.clock)
+    reason = PlateauReason(int(np.asarray(plateau.last_reason))).name.lower()
+    event = ReinitEvent(
+        step=when, cycle=result.cycle,
+        kind="early_stop" if result.applied else "early_stop_skipped",
+        reason=f"plateau ({reason}): {result.reason}",
+        metrics=_plateau_metrics(plateau),
+        old_boundaries=list(result.old_boundaries),
+        new_boundaries=list(result.new_boundaries),
+    )
+    out = out._replace(events=(*out.events, event))
+    if not result.applied:
+        return out
+    out = _adopt_table(out, result.table)
+    return out._replace(state=out.state._replace(num_early_stops=out.state.num_early_stops + 1))
+
+
+def _reset_strength(config: ReinitConfig, eval_results: EvalResults, workload: Any) -> float:
+    strength = config.strength
+    if callable(strength):
+        strength = strength(eval_results, workload)
+    return float(np.clip(np.nan_to_num(float(strength), nan=0.0), 0.0, 1.0))
+
+
+def _new_cycle(config: ReinitConfig, out: ReinitOutput, t: float, when: int | float, *,
+               workload: Any, rng: Any, eval_results: EvalResults,
+               tx: optax.GradientTransformation | None, mask: Any) -> ReinitOutput:
+    """The reset half: once a new cycle has begun, resets by the configured policies."""
+    cycle = _owning_cycle(out.state.table, t)
+    if cycle <= int(np.asarray(out.state.cycle)):
+        return out
+    plateau = reset_plateau(config.plateau or PlateauConfig(), out.state.plateau)
+    state = out.state._replace(cycle=jnp.asarray(cycle, jnp.int32), plateau=plateau)
+    if not config.resets_anything:
+        return out._replace(state=state)
+    strength = _reset_strength(config, eval_results, workload)
+    params, model_state = out.params, out.model_state
+    if config.params.mode != "keep":
+        key = jax.random.fold_in(state.key, cycle) if rng is None else _raw_key(rng)
+        fresh_params, fresh_model_state = workload.init_model_fn(key)
+        if mask is None:
+            mask = param_reset_mask(config.params, params, workload=workload)
+        params = reset_params(config.params, params, fresh_params, strength, mask=mask)
+        model_state = reset_model_state(config.params, model_state, fresh_model_state, strength)
+    opt_state = reset_optimizer_state(config.optimizer, out.opt_state, params, tx=tx)
+    boundaries = state.table.boundaries()
+    event = ReinitEvent(
+        step=when, cycle=cycle, kind="reset",
+        reason=(f"cycle {cycle} began: params {config.params.mode}, optimizer "
+                f"{config.optimizer.mode}"),
+        metrics={"strength": strength},
+        old_boundaries=boundaries, new_boundaries=boundaries,
+    )
+    state = state._replace(num_resets=state.num_resets + 1)
+    return ReinitOutput(params, model_state, opt_state, state, (*out.events, event))
+
+
 def model_reinit_schedule(
     global_step: float,
     workload: Any,
     rng: Any,
     hyperparameters: Any,
-    eval_results: Sequence[tuple[int, Mapping[str, Any]]],
+    eval_results: EvalResults,
     state: ReinitState,
     params: Any,
     model_state: Any,
@@ -278,6 +336,7 @@ def model_reinit_schedule(
     config: ReinitConfig,
     *,
     tx: optax.GradientTransformation | None = None,
+    mask: Any = None,
 ) -> ReinitOutput:
     """Applies early stops and cycle-boundary resets due at ``global_step``.
 
@@ -301,79 +360,18 @@ def model_reinit_schedule(
       opt_state: current optimizer state holding a ``scale_by_cycle_table`` state.
       config: the :class:`ReinitConfig`.
       tx: the optimizer; needed only for ``OptimizerResetPolicy(mode="reinit")``.
+      mask: which parameters a reset touches, from
+        ``param_reset_mask(config.params, params, workload=workload)``; it depends only
+        on the structure of the params, so resolve it once when the run is built
+        (it is not part of the state). ``None`` resolves it at every reset.
 
     Returns:
       :class:`ReinitOutput` ``(params, model_state, opt_state, state, events)``.
     """
     del hyperparameters
-    state = check_reinit_state(state)
+    out = ReinitOutput(params, model_state, opt_state, check_reinit_state(state), ())
     t = float(global_step)
     when = int(global_step) if config.clock == "steps" else t  # event time, as given
-    events: list[ReinitEvent] = []
-    table = state.table
-
-    if config.plateau is not None and eval_results:
-        newest = int(eval_results[-1][0])
-        if newest > int(np.asarray(state.plateau.last_fed_step)):
-            before = int(np.asarray(state.plateau.num_triggers))
-            plateau = feed_eval_results(config.plateau, state.plateau, eval_results)
-            state = state._replace(plateau=plateau)
-            if int(np.asarray(plateau.num_triggers)) > before:
-                result = end_cycle_early(table, t, config.redistribution, clock=config.clock)
-                reason = PlateauReason(int(np.asarray(plateau.last_reason))).name.lower()
-                events.append(ReinitEvent(
-                    step=when, cycle=result.cycle,
-                    kind="early_stop" if result.applied else "early_stop_skipped",
-                    reason=f"plateau ({reason}): {result.reason}",
-                    metrics=_plateau_metrics(plateau),
-                    old_boundaries=list(result.old_boundaries),
-                    new_boundaries=list(result.new_boundaries),
-                ))
-                if result.applied:
-                    table = _host_table(result.table)
-                    opt_state = replace_table(opt_state, table)
-                    state = state._replace(
-                        table=table, num_early_stops=state.num_early_stops + 1
-                    )
-
-    cycle = _owning_cycle(table, t)
-    if cycle > int(np.asarray(state.cycle)):
-        boundaries = _boundaries(table)
-        plateau = reset_plateau(config.plateau or PlateauConfig(), state.plateau)
-        state = state._replace(cycle=jnp.asarray(cycle, jnp.int32), plateau=plateau)
-        if config.resets_anything:
-            params, model_state, opt_state, strength = _reset(
-                config, workload, rng, eval_results, state, cycle, params, model_state,
-                opt_state, tx,
-            )
-            state = state._replace(num_resets=state.num_resets + 1)
-            events.append(ReinitEvent(
-                step=when, cycle=cycle, kind="reset",
-                reason=(f"cycle {cycle} began: params {config.params.mode}, optimizer "
-                        f"{config.optimizer.mode}"),
-                metrics={"strength": strength},
-                old_boundaries=boundaries, new_boundaries=boundaries,
-            ))
-    return ReinitOutput(params, model_state, opt_state, state, tuple(events))
-
-
-def _reset(config, workload, rng, eval_results, state, cycle, params, model_state, opt_state,
-           tx):
-    strength = config.strength(eval_results, workload) if callable(config.strength) else (
-        config.strength)
-    strength = float(np.clip(np.nan_to_num(float(strength), nan=0.0), 0.0, 1.0))
-    needs_fresh = config.params.mode != "keep"
-    if needs_fresh:
-        key = jax.random.fold_in(state.key, cycle) if rng is None else _raw_key(rng)
-        fresh_params, fresh_model_state = workload.init_model_fn(key)
-        mask = param_reset_mask(
-            config.params, params,
-            params_types=getattr(workload, "model_params_types", None)
-            if config.params.param_types else None,
-            is_output_params=getattr(workload, "is_output_params", None)
-            if config.params.output_layer is not None else None,
-        )
-        params = reset_params(config.params, params, fresh_params, strength, mask=mask)
-        model_state = reset_model_state(config.params, model_state, fresh_model_state, strength)
-    opt_state = reset_optimizer_state(config.optimizer, opt_state, params, tx=tx)
-    return params, model_state, opt_state, strength
+    out = _early_stop(config, out, eval_results, t, when)
+    return _new_cycle(config, out, t, when, workload=workload, rng=rng,
+                      eval_results=eval_results, tx=tx, mask=mask)

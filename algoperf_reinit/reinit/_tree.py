@@ -1,6 +1,19 @@
-"""Reach the params-shaped leaves and the step counts of any optax state.
+"""Key paths of pytrees: the params-like leaves and step counts of any optax state,
+and the named leaves of a params tree.
 
-Optax states are nested pytrees (tuples from ``optax.chain``, ``MaskedState``,
+**Named leaves.** :func:`flatten_named` flattens a tree (params, model state, a
+mask, ``workload.model_params_types``) with each leaf's key path and the path's
+entries as plain strings (``('Dense_0', 'kernel')``, ``('layers', '0', 'w')``).
+Two spellings of a path are shown to users and matched by selectors:
+
+* the ``jax.tree_util.keystr`` form, e.g. ``"['Dense_2']['kernel']"`` or
+  ``"['layers'][0]['w']"``;
+* the slash form, e.g. ``"Dense_2/kernel"`` or ``"layers/0/w"`` (:func:`slash`).
+
+:func:`check_same_paths` and :func:`check_same_shapes` compare a tree with the one
+it must mirror and name the first paths that differ.
+
+**Optax states.** Optax states are nested pytrees (tuples from ``optax.chain``, ``MaskedState``,
 ``InjectHyperparamsState``, ...) whose moments (``mu``, ``nu``, ``trace``, ...)
 mirror the params. Instead of knowing every state class, the helpers here find
 those moments structurally:
@@ -27,8 +40,8 @@ filtering (see :func:`field_name`) is then what tells moments apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,16 +49,23 @@ import optax
 
 __all__ = [
     "KeyPath",
+    "NamedLeaves",
+    "check_same_paths",
+    "check_same_shapes",
     "count_paths",
     "field_name",
+    "flatten_named",
     "is_count",
     "is_params_like",
+    "key_names",
     "map_counts",
     "map_params_like",
     "params_like_paths",
+    "slash",
 ]
 
 KeyPath = tuple[Any, ...]
+Names = tuple[str, ...]
 
 _COUNT_FIELD = "count"
 
@@ -76,6 +96,71 @@ def field_name(key: Any) -> str | None:
     if isinstance(dict_key, str):
         return dict_key
     return None
+
+
+def key_names(path: KeyPath) -> Names:
+    """Each entry of a key path as a string: dict keys, attribute names, indices.
+
+    Unlike :func:`field_name`, a sequence index is spelled too (``'0'``).
+
+    Example:
+      >>> key_names(jax.tree_util.tree_flatten_with_path({"layers": [1]})[0][0][0])
+      ('layers', '0')
+    """
+    return tuple(jax.tree_util.keystr((key,), simple=True) for key in path)
+
+
+def slash(names: Names) -> str:
+    """The slash spelling of a path: ``('Dense_0', 'kernel')`` -> ``'Dense_0/kernel'``."""
+    return "/".join(names)
+
+
+class NamedLeaves(NamedTuple):
+    """A flattened tree with the key path of every leaf (see :func:`flatten_named`)."""
+
+    names: list[Names]  # key_names of each path, in flattening order
+    paths: list[KeyPath]
+    leaves: list[Any]
+    treedef: Any
+
+
+def flatten_named(tree: Any) -> NamedLeaves:
+    """Flattens ``tree`` with the key path (and its :func:`key_names`) of every leaf."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    paths = [path for path, _ in flat]
+    return NamedLeaves([key_names(p) for p in paths], paths, [leaf for _, leaf in flat], treedef)
+
+
+def check_same_paths(what: str, expected: Sequence[Names], got: Sequence[Names]) -> None:
+    """Raises unless ``got`` has exactly the leaf paths of ``expected`` (the params').
+
+    Raises:
+      ValueError: naming the count of leaves and the first missing and unexpected paths.
+    """
+    if list(expected) == list(got):
+        return
+    want, have = set(expected), set(got)
+    missing = [slash(p) for p in expected if p not in have][:5]
+    extra = [slash(p) for p in got if p not in want][:5]
+    raise ValueError(
+        f"{what} must have the tree structure of params ({len(expected)} leaves), got "
+        f"{len(got)} leaves; missing: {missing}, unexpected: {extra}"
+    )
+
+
+def check_same_shapes(what: str, names: Sequence[Names], live: Sequence[Any],
+                      other: Sequence[Any]) -> None:
+    """Raises unless each leaf of ``other`` has the shape of the live leaf at its path.
+
+    Raises:
+      ValueError: naming the first leaf whose shape differs.
+    """
+    for name, a, b in zip(names, live, other, strict=True):
+        if jnp.shape(a) != jnp.shape(b):
+            raise ValueError(
+                f"{what} leaf '{slash(name)}' has shape {jnp.shape(b)}, but the live leaf "
+                f"has shape {jnp.shape(a)}; both must come from the same model"
+            )
 
 
 def is_params_like(node: Any, params: optax.Params) -> bool:

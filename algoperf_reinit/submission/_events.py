@@ -9,6 +9,10 @@ redrawn after every event. The superseded tables are kept in
 ``schedule_history.json``. The files on disk are the record: a resumed run reads
 them back (keeping only history entries whose early stop is still in
 ``events.csv``), so its plot keeps the earlier events.
+
+The log holds no cycle table of its own: the run's table lives in its state
+(``ReinitState.table``), and the caller hands the log the tables it needs (the
+tables before and after the events, the table the run was built with).
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ _HISTORY_VERSION = 1
 
 def _json(value: object) -> str:
     return dumps_strict(value, sort_keys=True)
+
+
+def _same(a: CycleTable, b: CycleTable) -> bool:
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b, strict=True))
 
 
 def event_message(row: Mapping[str, str], earlier: Sequence[Mapping[str, str]]) -> str | None:
@@ -88,15 +96,18 @@ class EventLog:
         self.csv_path = self.run_dir / EVENTS_FILE
         self.png_path = self.run_dir / PLOT_FILE
         self.history_path = self.run_dir / HISTORY_FILE
-        self._drawn: CycleTable | None = None  # the table the PNG shows
         self.history: list[tuple[int, CycleTable]] = []  # (early-stop step, table before it)
-        self.checked = False  # whether the live table was compared with the drawn one
+        self.checked = False  # whether the run's table was compared with the built one
 
     def _read(self) -> list[dict[str, str]]:
         return read_csv(self.csv_path)
 
     def start(self, table: CycleTable) -> None:
-        """Creates the CSV (keeps an existing one: a resumed run) and draws the PNG."""
+        """Creates the CSV (keeps an existing one: a resumed run) and draws the PNG.
+
+        Args:
+          table: the table the run was built with.
+        """
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not self.csv_path.exists():
             with self.csv_path.open("w", newline="") as f:
@@ -127,8 +138,16 @@ class EventLog:
         tmp.write_text(json.dumps({"version": _HISTORY_VERSION, "entries": entries}))
         tmp.replace(self.history_path)
 
-    def record(self, events: Iterable[ReinitEvent], table: CycleTable) -> None:
-        """Appends ``events`` and redraws the PNG with every event so far."""
+    def record(self, events: Iterable[ReinitEvent], *, before: CycleTable,
+               after: CycleTable) -> None:
+        """Appends ``events`` and redraws the PNG with every event so far.
+
+        Args:
+          events: the events of one step.
+          before: the run's cycle table before them.
+          after: the table after them (drawn); when an early stop changed the table,
+            ``before`` joins the history.
+        """
         events = list(events)
         with self.csv_path.open("a", newline="") as f:
             writer = csv.writer(f)
@@ -136,24 +155,26 @@ class EventLog:
                 writer.writerow([e.step, e.cycle, e.kind, e.reason, _json(e.metrics),
                                  _json(e.old_boundaries), _json(e.new_boundaries)])
         stops = [int(e.step) for e in events if e.kind == "early_stop"]
-        if stops and self._drawn is not None and not self._same(self._drawn, table):
-            self.history.append((stops[0], self._drawn))
+        if stops and not _same(before, after):
+            self.history.append((stops[0], before))
             self._write_history()
-        self._draw(table)
+        self._draw(after)
 
-    @staticmethod
-    def _same(a: CycleTable, b: CycleTable) -> bool:
-        return all(np.array_equal(np.asarray(x), np.asarray(y))
-                   for x, y in zip(a, b, strict=True))
+    def check_current(self, table: CycleTable, *, built: CycleTable) -> None:
+        """Redraws once if the run's ``table`` is not the one it was ``built`` with.
 
-    def check_current(self, table: CycleTable) -> None:
-        """Redraws once if ``table`` differs from the drawn one (a restored checkpoint)."""
+        A run resumed from a checkpoint restores a table that the PNG drawn by
+        :meth:`start` (with the built table) lacks.
+
+        Args:
+          table: the run's current table (``ReinitState.table``).
+          built: the table the run was built with (the one :meth:`start` drew).
+        """
         self.checked = True
-        if self._drawn is None or not self._same(self._drawn, table):
+        if not _same(built, table):
             self._draw(table)
 
     def _draw(self, table: CycleTable) -> None:
-        self._drawn = table
         if not self.plot:
             return
         from algoperf_reinit.plotting import PlotEvent, plot_schedule

@@ -8,8 +8,23 @@ search space can tune a subset.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
+
+from algoperf_reinit import _validation
+from algoperf_reinit._hyperparameters import as_mapping
+
+__all__ = ["HParams", "resolve_hparams"]
+
+_OPTIONAL = ("dropout_rate", "grad_clip")
+# in_range bounds per hyperparameter; any other is a finite number >= 0.
+_RANGES: dict[str, dict[str, Any]] = {
+    "learning_rate": dict(low=0.0, low_open=True),
+    "one_minus_beta1": dict(low=0.0, high=1.0, high_open=True),
+    "beta2": dict(low=0.0, high=1.0, high_open=True),
+    "warmup_factor": dict(low=0.0, high=1.0, high_open=True),
+    "label_smoothing": dict(low=0.0, high=1.0, high_open=True),
+    "budget_fraction": dict(low=0.0, high=4.0, low_open=True),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,47 +60,37 @@ class HParams:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if value is None and field.name in ("dropout_rate", "grad_clip"):
+            if value is None and field.name in _OPTIONAL:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"hyperparameter {field.name} must be a number, got {value!r}")
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(
-                    f"hyperparameter {field.name} must be a finite number >= 0, got {value!r}"
-                )
-            object.__setattr__(self, field.name, float(value))
-        for name in ("one_minus_beta1", "beta2", "warmup_factor", "label_smoothing"):
-            if getattr(self, name) >= 1:
-                raise ValueError(f"hyperparameter {name} must be < 1, got {getattr(self, name)!r}")
-        if self.learning_rate <= 0 or not 0 < self.budget_fraction <= 4:
-            raise ValueError(
-                "hyperparameters learning_rate must be > 0 and budget_fraction in (0, 4], got "
-                f"{self.learning_rate!r} and {self.budget_fraction!r}"
-            )
+            bounds = _RANGES.get(field.name, dict(low=0.0))
+            number = _validation.in_range(f"hyperparameter {field.name}", value, **bounds)
+            object.__setattr__(self, field.name, number)
 
 
 def resolve_hparams(hyperparameters: Any, defaults: HParams | None = None) -> HParams:
-    """Reads AlgoPerf hyperparameters (namedtuple, mapping or None) over ``defaults``.
+    """Reads AlgoPerf hyperparameters over ``defaults``.
 
     Args:
-      hyperparameters: AlgoPerf's namedtuple, a mapping, or ``None`` (self-tuning).
+      hyperparameters: any form :func:`algoperf_reinit._hyperparameters.as_mapping`
+        reads: AlgoPerf's namedtuple, a mapping, a dataclass, a ``SimpleNamespace``,
+        or ``None`` (self-tuning: the defaults).
       defaults: values for names the search space does not set.
 
     Returns:
       The resolved, validated hyperparameters. Unknown names in the search space
       are ignored here (a submission may read extra ones itself).
+
+    Raises:
+      TypeError: for hyperparameters of another kind, or a value of the wrong kind.
+      ValueError: for a value out of its range (the message names it and the rule).
+
+    Example:
+      >>> resolve_hparams({"learning_rate": 3e-3, "extra": 1}).learning_rate
+      0.003
+      >>> resolve_hparams(None).learning_rate  # the self-tuning default
+      0.0017
     """
     defaults = defaults or HParams()
-    if hyperparameters is None:
-        return defaults
-    if hasattr(hyperparameters, "_asdict"):
-        given = hyperparameters._asdict()
-    elif isinstance(hyperparameters, dict):
-        given = dict(hyperparameters)
-    else:
-        raise TypeError(
-            "hyperparameters must be a namedtuple, a dict or None, got "
-            f"{type(hyperparameters).__name__}"
-        )
     known = {f.name for f in dataclasses.fields(HParams)}
-    return dataclasses.replace(defaults, **{k: v for k, v in given.items() if k in known})
+    given = {k: v for k, v in as_mapping(hyperparameters).items() if k in known}
+    return dataclasses.replace(defaults, **given) if given else defaults

@@ -20,6 +20,16 @@ import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+__all__ = [
+    "StepOutput",
+    "batch_mesh",
+    "batch_sharded",
+    "make_train_step",
+    "replicated",
+    "train_mode",
+    "training_complete_error",
+]
+
 
 def _spec_module() -> Any:
     """AlgoPerf's ``spec`` module when it is installed, else our workloads' restatement.

@@ -8,8 +8,13 @@ the optimizer state's element 0 (checkpointed by the harness):
 ``optimizer_state = (SubmissionState(optax=..., reinit=...), Stepper)``
 
 Element 1, the :class:`Stepper`, holds only what the run was built with (the optax
-transformation, the jitted train step, the run directory) and is never checkpointed;
-after a restore the harness re-attaches it from a fresh ``init_optimizer_state``.
+transformation, the jitted train step, the table it was built with, the parameters'
+reset mask, the event log) and is never checkpointed; after a restore the harness
+re-attaches it from a fresh ``init_optimizer_state``.
+
+The cycle table is held once: ``SubmissionState.reinit.table`` (host numpy) is the
+authority; the optimizer state holds the device mirror that the train step reads,
+written together with it by ``model_reinit_schedule`` and nowhere else.
 """
 
 from __future__ import annotations
@@ -23,10 +28,21 @@ import jax
 import numpy as np
 import optax
 
+from algoperf_reinit import _validation
 from algoperf_reinit.optim import nadamw
-from algoperf_reinit.reinit import ReinitConfig, ReinitState, init_reinit_state
+from algoperf_reinit.reinit import (
+    ReinitConfig,
+    ReinitState,
+    init_reinit_state,
+    param_reset_mask,
+)
 from algoperf_reinit.reinit import model_reinit_schedule as _model_reinit_schedule
-from algoperf_reinit.schedules import ScheduleConfig, build_cycle_table, current_learning_rate
+from algoperf_reinit.schedules import (
+    CycleTable,
+    ScheduleConfig,
+    build_cycle_table,
+    current_learning_rate,
+)
 from algoperf_reinit.submission._events import EventLog, run_artifacts
 from algoperf_reinit.submission._hparams import HParams, resolve_hparams
 from algoperf_reinit.submission._step import (
@@ -34,6 +50,16 @@ from algoperf_reinit.submission._step import (
     replicated,
     training_complete_error,
 )
+
+__all__ = [
+    "DEFAULT_BATCH_SIZES",
+    "CycleSubmission",
+    "Stepper",
+    "SubmissionAPI",
+    "SubmissionConfig",
+    "SubmissionState",
+    "submission_api",
+]
 
 # Global training batch sizes: AlgoPerf's NAdamW baseline values for the benchmark
 # workloads, and ours for the bundled ones. The only sanctioned per-workload switch.
@@ -88,19 +114,18 @@ class SubmissionConfig:
     stop_at_schedule_end: bool = True
 
     def __post_init__(self):
-        if not isinstance(self.schedule, ScheduleConfig):
-            raise TypeError(f"schedule must be a ScheduleConfig, got {type(self.schedule)}")
-        if not isinstance(self.reinit, ReinitConfig):
-            raise TypeError(f"reinit must be a ReinitConfig, got {type(self.reinit)}")
-        if self.schedule.num_cycles > self.capacity:
-            raise ValueError(
-                f"capacity ({self.capacity}) must be >= the number of cycles "
-                f"({self.schedule.num_cycles})"
-            )
-        if self.schedule.clock != "steps" or self.reinit.clock != "steps":
-            raise ValueError("submissions run on the steps clock; clock must be 'steps'")
-        if not isinstance(self.log_every, int) or self.log_every < 1:
-            raise ValueError(f"log_every must be an int >= 1, got {self.log_every!r}")
+        for name, cls in (("schedule", ScheduleConfig), ("reinit", ReinitConfig)):
+            value = getattr(self, name)
+            if not isinstance(value, cls):
+                raise _validation.type_error(f"SubmissionConfig.{name}", value, f"a {cls.__name__}")
+        cycles = self.schedule.num_cycles
+        _validation.integer("SubmissionConfig.capacity", self.capacity, minimum=cycles,
+                            fix=f"the schedule has {cycles} cycles")
+        for name, clock in (("schedule", self.schedule.clock), ("reinit", self.reinit.clock)):
+            if clock != "steps":
+                raise _validation.value_error(f"SubmissionConfig.{name}.clock", clock, "'steps'",
+                                              fix="submissions run on the steps clock")
+        _validation.integer("SubmissionConfig.log_every", self.log_every, minimum=1)
 
 
 class SubmissionState(NamedTuple):
@@ -118,6 +143,8 @@ class Stepper:
     train_step: Any
     hparams: HParams
     events: EventLog | None
+    table: CycleTable  # the table the run was built with (drawn by events.start)
+    mask: Any = None  # the parameters' reset mask, resolved once; None when params are kept
 
     def __call__(self, updates, state, params=None):  # AlgoPerf calls it opt_update_fn
         return self.tx.update(updates, state, params)
@@ -128,7 +155,7 @@ class CycleSubmission:
 
     def __init__(self, config: SubmissionConfig):
         if not isinstance(config, SubmissionConfig):
-            raise TypeError(f"config must be a SubmissionConfig, got {type(config).__name__}")
+            raise _validation.type_error("config", config, "a SubmissionConfig")
         self.config = config
 
     def get_batch_size(self, workload_name: str) -> int:
@@ -169,8 +196,12 @@ class CycleSubmission:
             events = EventLog(pathlib.Path(run_dir), title=self._title(workload, hp),
                               plot=self.config.plot)
             events.start(table)
+        policy = self.config.reinit.params
+        mask = None if policy.mode == "keep" else param_reset_mask(policy, params,
+                                                                   workload=workload)
         step = make_train_step(workload, tx, use_dropout_arg=hp.dropout_rate is not None)
-        return state, Stepper(tx=tx, train_step=step, hparams=hp, events=events)
+        return state, Stepper(tx=tx, train_step=step, hparams=hp, events=events, table=table,
+                              mask=mask)
 
     def _title(self, workload: Any, hp: HParams) -> str:
         name = type(workload).__name__
@@ -199,13 +230,14 @@ class CycleSubmission:
                     f"{self.config.name}: the schedule ended at step {end:g}")
         if stepper.events is not None and not stepper.events.checked:
             # A run resumed from a checkpoint has a table the PNG drawn at init lacks.
-            stepper.events.check_current(state.reinit.table)
+            stepper.events.check_current(state.reinit.table, built=stepper.table)
         out = _model_reinit_schedule(
             global_step, workload, None, hyperparameters, eval_results, state.reinit,
             params, model_state, state.optax, self.config.reinit, tx=stepper.tx,
+            mask=stepper.mask,
         )
         if out.events and stepper.events is not None:
-            stepper.events.record(out.events, out.state.table)
+            stepper.events.record(out.events, before=state.reinit.table, after=out.state.table)
         # Replicated state every step (a no-op for arrays already replicated): the
         # harness's step-0 params and a reset's fresh arrays may be single-device, and
         # a new sharding would compile the step again (ALGOPERF_API.md §2).
@@ -256,7 +288,8 @@ class SubmissionAPI(NamedTuple):
     run_artifacts: Any
 
 
-def submission_api(submission: CycleSubmission, run_dir: Any = None) -> SubmissionAPI:
+def submission_api(submission: CycleSubmission | SubmissionConfig,
+                   run_dir: Any = None) -> SubmissionAPI:
     """Module-level API functions for a submission file.
 
     The harness looks the functions up by name, calls ``update_params`` and
@@ -264,7 +297,7 @@ def submission_api(submission: CycleSubmission, run_dir: Any = None) -> Submissi
     because ``update_params`` names it; the parameter names below are the API's.
 
     Args:
-      submission: the submission.
+      submission: the submission, or its configuration.
       run_dir: ``run_dir(workload, hyperparameters, rng) -> path or None``, supplied
         by the submission file (an entry point may read the harness's flags; the
         library does not).
@@ -272,7 +305,15 @@ def submission_api(submission: CycleSubmission, run_dir: Any = None) -> Submissi
     Returns:
       The functions; assign them to module attributes of the same names
       (``run_artifacts`` tells our runner which files the submission writes).
+
+    Raises:
+      TypeError: if ``submission`` is neither a CycleSubmission nor a SubmissionConfig.
     """
+    if isinstance(submission, SubmissionConfig):
+        submission = CycleSubmission(submission)
+    elif not isinstance(submission, CycleSubmission):
+        raise _validation.type_error("submission", submission,
+                                     "a CycleSubmission or a SubmissionConfig")
 
     def get_batch_size(workload_name):
         return submission.get_batch_size(workload_name)

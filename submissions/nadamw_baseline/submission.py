@@ -9,19 +9,14 @@ import absl.flags
 
 from algoperf_reinit import ScheduleConfig
 from algoperf_reinit.reinit import OptimizerResetPolicy, ReinitConfig
-from algoperf_reinit.submission import (
-    CycleSubmission,
-    SubmissionConfig,
-    harness_run_dir,
-    submission_api,
-)
+from algoperf_reinit.submission import SubmissionConfig, harness_run_dir, submission_api
 
-SUBMISSION = CycleSubmission(SubmissionConfig(
+CONFIG = SubmissionConfig(
     name="nadamw_baseline",
     schedule=ScheduleConfig(),  # one cycle: linear warmup, cosine to 0
     reinit=ReinitConfig(optimizer=OptimizerResetPolicy(mode="keep")),
-))
+)
 
 # The v0.6 API (exact names and parameters) and our runner's artefact hook.
 (get_batch_size, init_optimizer_state, update_params, prepare_for_eval, data_selection,
- run_artifacts) = submission_api(SUBMISSION, harness_run_dir(absl.flags.FLAGS, os.environ))
+ run_artifacts) = submission_api(CONFIG, harness_run_dir(absl.flags.FLAGS, os.environ))

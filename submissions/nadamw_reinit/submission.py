@@ -17,14 +17,9 @@ from algoperf_reinit.reinit import (
     Redistribution,
     ReinitConfig,
 )
-from algoperf_reinit.submission import (
-    CycleSubmission,
-    SubmissionConfig,
-    harness_run_dir,
-    submission_api,
-)
+from algoperf_reinit.submission import SubmissionConfig, harness_run_dir, submission_api
 
-SUBMISSION = CycleSubmission(SubmissionConfig(
+CONFIG = SubmissionConfig(
     name="nadamw_reinit",
     schedule=ScheduleConfig(
         cycle_fractions=(0.25, 0.35, 0.4),
@@ -39,8 +34,8 @@ SUBMISSION = CycleSubmission(SubmissionConfig(
                               min_evals=3, cooldown=1),
         redistribution=Redistribution(rule="proportional"),
     ),
-))
+)
 
 # The v0.6 API (exact names and parameters) and our runner's artefact hook.
 (get_batch_size, init_optimizer_state, update_params, prepare_for_eval, data_selection,
- run_artifacts) = submission_api(SUBMISSION, harness_run_dir(absl.flags.FLAGS, os.environ))
+ run_artifacts) = submission_api(CONFIG, harness_run_dir(absl.flags.FLAGS, os.environ))

@@ -367,17 +367,22 @@ def test_map_params_like_rejects_shape_changes():
         (
             {"mode": "bogus"},
             ValueError,
-            "mode must be one of ('keep', 'zero', 'rescale', 'reinit'), got 'bogus'",
+            "mode must be one of 'keep', 'zero', 'rescale', 'reinit', got 'bogus'",
         ),
-        ({"count": "never"}, ValueError, "count must be one of ('keep', 'reset'), got 'never'"),
+        ({"count": "never"}, ValueError, "count must be one of 'keep', 'reset', got 'never'"),
         ({"alpha": 1.5}, ValueError, "alpha must be in [0, 1], got 1.5"),
         ({"alpha_nu": -0.1}, ValueError, "alpha_nu must be in [0, 1], got -0.1"),
-        ({"alpha": float("nan")}, ValueError, "alpha must be in [0, 1], got NaN"),
+        ({"alpha": float("nan")}, ValueError, "alpha must be a number, not NaN, got nan"),
         ({"alpha": "0.5"}, TypeError, "alpha must be a real number in [0, 1]"),
         ({"alpha_nu": True}, TypeError, "alpha_nu must be a real number in [0, 1]"),
         ({"alpha": jnp.ones((2,))}, TypeError, "alpha must be a real number in [0, 1]"),
         ({"alpha": jnp.float32(2.0)}, ValueError, "alpha must be in [0, 1], got 2.0"),
-        ({"mode": "zero", "alpha": 0.5}, ValueError, "alpha=0.5 only applies to mode='rescale'"),
+        (
+            {"mode": "zero", "alpha": 0.5},
+            ValueError,
+            "alpha must be its default 0.0 with mode='zero', got 0.5; it applies only to "
+            "mode='rescale'",
+        ),
     ],
 )
 def test_policy_validation_messages(kwargs, error, message):

@@ -12,18 +12,17 @@ import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from algoperf_reinit.reinit._param_reset import (
-    DEFAULT_PERTURB,
-    DEFAULT_SHRINK,
+from algoperf_reinit.reinit import (
     PARAMETER_TYPE_NAMES,
     ModelStateResetPolicy,
     ParamResetPolicy,
-    _mix_leaves,
     param_reset_mask,
     reset_model_state,
     reset_params,
     strength_from_metric,
 )
+from algoperf_reinit.reinit._param_policy import DEFAULT_PERTURB, DEFAULT_SHRINK
+from algoperf_reinit.reinit._param_reset import _mix_leaves
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -184,12 +183,12 @@ class TestParamResetPolicy:
             (
                 dict(mode="shrink_perturb", perturb=math.nan),
                 ValueError,
-                r"ParamResetPolicy.perturb must be in \[0, 1\], got nan",
+                r"ParamResetPolicy.perturb must be a number, not NaN, got nan",
             ),
             (
                 dict(mode="shrink_perturb", shrink=True),
                 TypeError,
-                r"ParamResetPolicy.shrink must be a number, got True",
+                r"ParamResetPolicy.shrink must be a real number, got True of type bool",
             ),
             (
                 dict(mode="shrink_perturb", shrink=1.0, perturb=0.0),
@@ -199,25 +198,31 @@ class TestParamResetPolicy:
             (
                 dict(mode="reinit", shrink=0.3),
                 ValueError,
-                r"ParamResetPolicy.shrink applies only to mode='shrink_perturb', got shrink=0.3",
+                r"ParamResetPolicy.shrink must be None with mode='reinit', got 0.3; it applies "
+                r"only to mode='shrink_perturb'",
             ),
             (
                 dict(mode="reinit", pattern="Dense_(1"),
                 ValueError,
                 r"ParamResetPolicy.pattern must be a valid regular expression, got 'Dense_\(1'",
             ),
-            (dict(mode="reinit", pattern=""), TypeError, r"pattern must be a non-empty str"),
+            (dict(mode="reinit", pattern=""), ValueError, r"pattern must be a non-empty str"),
             (
                 dict(mode="reinit", param_types={"WEIGTH"}),
                 ValueError,
-                r"param_types has unknown names \['WEIGTH'\].*valid names are \('WEIGHT'",
+                r"param_types must be parameter-type names from \('WEIGHT'.*got \{'WEIGTH'\}; "
+                r"unknown: \['WEIGTH'\], did you mean 'WEIGHT'\?",
             ),
-            (dict(mode="reinit", param_types=()), ValueError, r"param_types must not be empty"),
+            (
+                dict(mode="reinit", param_types=()),
+                ValueError,
+                r"param_types must be a non-empty set of parameter-type names, got \(\)",
+            ),
             (dict(mode="reinit", output_layer=1), TypeError, r"output_layer must be True, False"),
             (
                 dict(mode="reinit", model_state="fresh"),
                 ValueError,
-                r"ParamResetPolicy.model_state must be one of \('keep', 'reinit'\).*'fresh'",
+                r"ParamResetPolicy.model_state must be one of 'keep', 'reinit', got 'fresh'",
             ),
             (dict(mode="reinit", model_state=1), TypeError, r"model_state must be a str"),
         ],
@@ -477,9 +482,9 @@ class TestStrength:
         "strength, error, match",
         [
             (1.5, ValueError, r"strength must be in \[0, 1\], got 1.5"),
-            (math.nan, ValueError, r"strength must be in \[0, 1\], got nan"),
+            (math.nan, ValueError, r"strength must be a number, not NaN, got nan"),
             (True, TypeError, r"strength must be a number or a scalar array, got True"),
-            ("1", TypeError, r"strength must be a number or a scalar array, got str"),
+            ("1", TypeError, r"strength must be a number or a scalar array, got '1' of type str"),
             (jnp.ones(2), ValueError, r"strength must be a scalar, got shape \(2,\)"),
         ],
     )
@@ -584,7 +589,7 @@ class TestContracts:
         assert out["count"] is params["count"]
 
     def test_wrong_policy_type(self):
-        with pytest.raises(TypeError, match=r"policy must be a ParamResetPolicy, got dict"):
+        with pytest.raises(TypeError, match=r"policy must be a ParamResetPolicy, got .* of type dict"):
             reset_params({"mode": "reinit"}, {}, {})
 
 
@@ -669,9 +674,9 @@ class TestStrengthFromMetric:
                 (0.5, 0.5, "lower"),
                 {},
                 ValueError,
-                r"mode must be one of \('min', 'max'\), got 'lower'",
+                r"mode must be one of 'min', 'max', got 'lower'",
             ),
-            ((0.5, math.nan, "min"), {}, ValueError, r"target must be finite, got nan"),
+            ((0.5, math.nan, "min"), {}, ValueError, r"target must be a number, not NaN, got nan"),
             ((0.5, 0.5, "min"), dict(full_at=0.0), ValueError, r"full_at must be > 0, got 0.0"),
             (("x", 0.5, "min"), {}, TypeError, r"value must be a scalar number, got 'x'"),
             (([0.5], 0.5, "min"), {}, TypeError, r"value must be a scalar number, got \[0.5\]"),

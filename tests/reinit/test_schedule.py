@@ -205,3 +205,26 @@ def test_metric_strength_grows_with_the_distance_to_the_target():
     assert reached == 0.0 < near < far <= 1.0
     assert strength([(10, {"validation/accuracy": float("nan")})], Target()) == 0.0
     ReinitConfig(strength=strength)  # accepted as the config's strength
+
+
+def test_a_reset_touches_only_the_leaves_of_the_given_mask():
+    from algoperf_reinit.reinit import param_reset_mask
+
+    params, model_state, opt_state, rstate, _, _ = initial_carry()
+    policy = ParamResetPolicy("reinit", pattern="Dense_1")
+    config = dataclasses.replace(CONFIG, params=policy)
+    mask = param_reset_mask(policy, params, workload=TinyWorkload())
+    boundary = int(make_table().boundaries()[1])
+    out = model_reinit_schedule(boundary, TinyWorkload(), None, None, [], rstate, params,
+                                model_state, opt_state, config, mask=mask)
+    unmasked = model_reinit_schedule(boundary, TinyWorkload(), None, None, [], rstate, params,
+                                     model_state, opt_state, config)
+    assert [e.kind for e in out.events] == ["reset"]
+    jax.tree.map(np.testing.assert_array_equal, out.params, unmasked.params)
+    assert out.params["Dense_0"]["kernel"] is params["Dense_0"]["kernel"]  # not selected
+    assert not np.array_equal(out.params["Dense_1"]["kernel"], params["Dense_1"]["kernel"])
+    narrower = jax.tree.map(lambda flag: False, mask)
+    narrower["Dense_1"]["kernel"] = True
+    out = model_reinit_schedule(boundary, TinyWorkload(), None, None, [], rstate, params,
+                                model_state, opt_state, config, mask=narrower)
+    assert out.params["Dense_1"]["bias"] is params["Dense_1"]["bias"]  # the mask decides

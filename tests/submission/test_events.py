@@ -28,7 +28,7 @@ def test_an_early_stop_keeps_the_superseded_table(tmp_path):
     before, after = tables()
     log = EventLog(tmp_path, title="t", plot=False)
     log.start(before)
-    log.record([stop(300)], after)
+    log.record([stop(300)], before=before, after=after)
     assert [s for s, _ in log.history] == [300]
     np.testing.assert_array_equal(log.history[0][1].start, np.asarray(before.start))
     saved = json.loads((tmp_path / "schedule_history.json").read_text())
@@ -46,7 +46,7 @@ def test_history_follows_events_csv_when_a_resume_drops_rows(tmp_path):
     before, after = tables()
     log = EventLog(tmp_path, title="t", plot=False)
     log.start(before)
-    log.record([stop(300)], after)
+    log.record([stop(300)], before=before, after=after)
     # A runner resuming from a checkpoint before step 300 drops that row.
     with (tmp_path / "events.csv").open() as f:
         header = next(csv.reader(f))
@@ -62,8 +62,23 @@ def test_check_current_redraws_a_restored_table_once(tmp_path):
     log = EventLog(tmp_path, title="t", plot=True)
     log.start(before)
     first = (tmp_path / "lr_schedule.png").read_bytes()
-    log.check_current(after)
+    log.check_current(after, built=before)
     assert log.checked and (tmp_path / "lr_schedule.png").read_bytes() != first
+
+
+def test_the_built_table_is_not_drawn_again_and_an_unchanged_table_adds_no_history(
+        tmp_path, monkeypatch):
+    before, after = tables()
+    log = EventLog(tmp_path, title="t", plot=False)
+    log.start(before)
+    drawn = []
+    monkeypatch.setattr(log, "_draw", drawn.append)
+    log.check_current(before, built=before)  # a fresh run: nothing to redraw
+    assert log.checked and drawn == []
+    log.record([stop(300)], before=before, after=before)  # a stop that changed nothing
+    assert log.history == [] and drawn == [before]
+    log.record([stop(300)], before=before, after=after)
+    assert [s for s, _ in log.history] == [300] and drawn == [before, after]
 
 
 def test_event_messages_say_a_skipped_stop_once_per_cycle():
@@ -83,7 +98,7 @@ def test_run_artifacts_name_every_file_the_event_log_writes(tmp_path):
     before, after = tables()
     log = EventLog(tmp_path, title="t")
     log.start(before)
-    log.record([stop(300)], after)
+    log.record([stop(300)], before=before, after=after)
     patterns = [a.name for a in run_artifacts()]
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written and all(any(pathlib.Path(n).match(pat) for pat in patterns) for n in written)
