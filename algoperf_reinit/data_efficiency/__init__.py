@@ -11,4 +11,18 @@ The package never imports ``algoperf_reinit.runner``, ``algoperf_reinit.submissi
 ``absl.flags`` or ``os.environ``.
 """
 
-__all__: list[str] = []
+from algoperf_reinit.data_efficiency._index_files import (
+    DTYPE_CODES,
+    IndexedDatasetWriter,
+    MMapIndexedDataset,
+    find_fit_int_dtype,
+    write_rows,
+)
+
+__all__: list[str] = [
+    "DTYPE_CODES",
+    "IndexedDatasetWriter",
+    "MMapIndexedDataset",
+    "find_fit_int_dtype",
+    "write_rows",
+]
