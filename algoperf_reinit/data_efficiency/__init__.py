@@ -18,11 +18,33 @@ from algoperf_reinit.data_efficiency._index_files import (
     find_fit_int_dtype,
     write_rows,
 )
+from algoperf_reinit.data_efficiency._metrics import (
+    seqlen_metric,
+    seqlen_vocab_rarity,
+    seqlen_vocab_rarity_coefficient,
+    seqlen_vocab_rarity_metric,
+    sequence_length,
+    total_vocab_freq_metric,
+    vocab_histogram,
+    vocab_neg_log_prob,
+    vocab_rarity,
+    vocab_rarity_metric,
+)
 
 __all__: list[str] = [
     "DTYPE_CODES",
     "IndexedDatasetWriter",
     "MMapIndexedDataset",
     "find_fit_int_dtype",
+    "seqlen_metric",
+    "seqlen_vocab_rarity",
+    "seqlen_vocab_rarity_coefficient",
+    "seqlen_vocab_rarity_metric",
+    "sequence_length",
+    "total_vocab_freq_metric",
+    "vocab_histogram",
+    "vocab_neg_log_prob",
+    "vocab_rarity",
+    "vocab_rarity_metric",
     "write_rows",
 ]
