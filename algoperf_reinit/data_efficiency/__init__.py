@@ -11,6 +11,7 @@ The package never imports ``algoperf_reinit.runner``, ``algoperf_reinit.submissi
 ``absl.flags`` or ``os.environ``.
 """
 
+from algoperf_reinit.data_efficiency._analyzer import DataAnalyzer, MapProgress
 from algoperf_reinit.data_efficiency._index_files import (
     DTYPE_CODES,
     IndexedDatasetWriter,
@@ -33,8 +34,10 @@ from algoperf_reinit.data_efficiency._metrics import (
 
 __all__: list[str] = [
     "DTYPE_CODES",
+    "DataAnalyzer",
     "IndexedDatasetWriter",
     "MMapIndexedDataset",
+    "MapProgress",
     "find_fit_int_dtype",
     "seqlen_metric",
     "seqlen_vocab_rarity",
