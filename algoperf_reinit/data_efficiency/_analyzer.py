@@ -152,7 +152,7 @@ class DataAnalyzer:
                  num_threads_reduce: int = 1, specific_threads: Sequence[int] | None = None,
                  batch_size: int = 1, collate_fn: Callable[[list[Any]], Any] | None = None,
                  sample_indices: Any = None, batch_by_slice: bool = False,
-                 block_size: int = 1 << 20, log_every: int | None = None,
+                 block_size: int = 1 << 18, log_every: int | None = None,
                  progress: Callable[[MapProgress], None] | None = None,
                  custom_map_init: None = None, custom_map_update: None = None,
                  custom_map_finalize: None = None, custom_reduce: None = None) -> None:

@@ -152,7 +152,9 @@ def _write_index_files(save_path: str, spec: MetricSpec, shard_paths: Sequence[d
             writer.end_document()
         writer.end_document()
     starts = _buckets(counts, value_parts, block)
-    bucket_of = np.repeat(np.arange(starts.shape[0] - 1), np.diff(starts))
+    buckets = starts.shape[0] - 1  # small ints: NumPy's stable sort is a radix sort on them
+    bucket_of = np.repeat(np.arange(buckets, dtype=find_fit_int_dtype(0, buckets)),
+                          np.diff(starts))
     record = np.dtype([("value", find_fit_int_dtype(0, n_values - 1)), ("id", id_dtype)])
     spill = tempfile.mkdtemp(prefix=f"{spec.name}_reduce_", dir=os.path.join(save_path, spec.name))
     try:

@@ -208,6 +208,11 @@ def _read_header(index_path: str) -> tuple[np.dtype, int, int, int]:
 class MMapIndexedDataset:
     """Reads a ``.bin``/``.idx`` pair through ``np.memmap`` (zero-copy views).
 
+    :attr:`values`, :attr:`sizes`, :attr:`pointers` and :attr:`doc_idx` are
+    ``np.memmap`` objects; rows (``ds[i]``, :meth:`concatenated`) are read-only
+    ``np.ndarray`` views into the same mapping (nothing is copied; a plain view is
+    about 20x faster to make than an ``np.memmap`` slice).
+
     The header is checked when the files are opened (magic, version, dtype code,
     exact ``.idx`` size, ``.bin`` size against the last row's offset); errors name the
     file. :meth:`validate` checks every row offset as well (it reads the whole index).
@@ -258,6 +263,10 @@ class MMapIndexedDataset:
                              f"{dtype.name})")
         self._values = (np.memmap(self._data_path, dtype=dtype, mode="r")
                         if data_size else np.zeros(0, dtype))
+        # Plain-ndarray views of the same mapped bytes: slicing them skips np.memmap's
+        # Python-level __getitem__ and __array_finalize__ (rows come ~20x faster).
+        self._plain = tuple(a.view(np.ndarray) for a in (self._sizes, self._pointers,
+                                                          self._values))
 
     @property
     def path(self) -> str:
@@ -293,8 +302,9 @@ class MMapIndexedDataset:
         return int(self._sizes.shape[0])
 
     def _row(self, i: int) -> np.ndarray:
-        first = int(self._pointers[i]) // self._dtype.itemsize
-        return self._values[first: first + int(self._sizes[i])]
+        sizes, pointers, values = self._plain
+        first = int(pointers[i]) // self._dtype.itemsize
+        return values[first: first + int(sizes[i])]
 
     def __getitem__(self, key: int | slice) -> np.ndarray | list[np.ndarray]:
         """Row ``key`` as a zero-copy view, or a list of views for a slice."""
@@ -320,12 +330,12 @@ class MMapIndexedDataset:
         """
         n = len(self)
         begin, end, _ = slice(start, stop).indices(n)
+        sizes, pointers, values = self._plain
         if end <= begin:
-            return self._values[:0]
+            return values[:0]
         isz = self._dtype.itemsize
-        first = int(self._pointers[begin]) // isz
-        last = int(self._pointers[end - 1]) // isz + int(self._sizes[end - 1])
-        return self._values[first:last]
+        first = int(pointers[begin]) // isz
+        return values[first: int(pointers[end - 1]) // isz + int(sizes[end - 1])]
 
     def validate(self) -> None:
         """Checks every row offset and the document index (reads the whole ``.idx``).

@@ -26,7 +26,7 @@ __all__ = ["DTYPE_CODES", "HEADER", "MAGIC", "VERSION", "IndexedDatasetWriter", 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
 HEADER = struct.Struct("<9sQBQQ")  # magic, version, dtype code, rows, doc entries
-_BLOCK = 1 << 22  # elements per write (bounds the temporary copies)
+_BLOCK = 1 << 18  # elements per write or index block (bounds the temporary copies)
 
 DTYPE_CODES = MappingProxyType({
     code: np.dtype(name) for code, name in

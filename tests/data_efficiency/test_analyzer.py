@@ -23,6 +23,7 @@ from algoperf_reinit.data_efficiency import (
     MMapIndexedDataset,
     _analyzer,
     _analyzer_map,
+    _index_writer,
 )
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "deepspeed_index_files" / "analysis"
@@ -319,7 +320,8 @@ class TestWorkersAndStreaming:
         DataAnalyzer(DATA, **args).run_reduce()
         assert output_bytes(tmp_path, ["a", "b", "hist"]) == fixture_bytes()
 
-    def test_reduce_memory_does_not_grow_with_the_dataset(self, tmp_path):
+    def test_reduce_memory_does_not_grow_with_the_dataset(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(_index_writer, "_BLOCK", 4096)  # the writer's blocks, too
         peaks = []
         for n in (20_000, 200_000):
             values = np.random.default_rng(n).integers(0, 500, size=(n, 1))
@@ -347,3 +349,19 @@ class TestWorkersAndStreaming:
         assert [r.getMessage() for r in caplog.records][:2] == [
             f"data analyzer map: worker 0 thread 0: {k} of 64 samples in "
             f"{r.args[-1]:.1f} s" for k, r in zip((32, 64), caplog.records, strict=False)]
+
+
+@pytest.mark.benchmark  # ``pytest -m "not benchmark"`` skips it
+def test_benchmark_quick_mode_runs():
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "curriculum_analyzer.py"),
+                           "--quick"], capture_output=True, text=True, env=env, cwd=root,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"$ {sys.executable} ") and "--quick" in lines[0]
+    assert "mode quick" in lines[2]
+    assert sum(line.startswith("| seqlen") for line in lines) == 4
+    assert any(line.startswith("| 1,000,000 |") for line in lines)
+    assert any("concatenated() of the first half" in line for line in lines)
