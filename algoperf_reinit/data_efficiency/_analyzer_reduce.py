@@ -28,8 +28,9 @@ Memory: the distinct values with their counts (O(distinct values)) and one block
 distribution sort on disk: pass 1 counts the values, pass 2 appends each block's
 (value index, id) pairs to spill files by bucket of consecutive values (a bucket holds
 at most about ``2 * block_size`` pairs, or the pairs of one value), pass 3 sorts each
-bucket stably and streams it out. Files are read sequentially (``np.fromfile``), not
-memory-mapped, so even the page cache they occupy is released as it goes.
+bucket stably and streams it out. Files are read sequentially in blocks
+(``np.fromfile``), not memory-mapped, so they never add to the process's resident
+memory either.
 """
 
 from __future__ import annotations

@@ -162,6 +162,12 @@ class TestSampleIdsAndItems:
         with pytest.raises(ValueError, match=r"min\(sample_indices\[0:4\]\) must be >= 0, got -5"):
             DataAnalyzer(DATA, **args(tmp_path, sample_indices=np.arange(20) - 5)).run_map()
 
+    def test_ids_beyond_int64(self, tmp_path):
+        ids = np.full(20, 2**63, np.uint64)
+        with pytest.raises(ValueError, match=r"max\(sample_indices\[0:4\]\) must be <= 2\*\*63 "
+                                             r"- 1, got 9223372036854775808"):
+            DataAnalyzer(DATA, **args(tmp_path, sample_indices=ids)).run_map()
+
     def test_index_field(self, tmp_path):
         records = {"x": DATA[:, 0], "index": np.zeros((20, 1))}
         with pytest.raises(TypeError, match=r"batch\['index'\] of samples \[0, 4\) must be "
@@ -248,6 +254,17 @@ class TestReduceInputs:
         DataAnalyzer(DATA, **args(tmp_path)).run_map()
         with pytest.raises(ValueError, match=r"expected \{'stop': 19\}"):
             DataAnalyzer(DATA[:19], **args(tmp_path)).run_reduce()
+
+    def test_accumulated_shapes_differ_between_shards(self, tmp_path):
+        # Like a bincount without minlength, whose length depends on the data it sees.
+        def by_shard(batch):
+            return np.zeros(1 + int(batch[0, 0] >= 20), np.int64)
+
+        hist = DataAnalyzer(DATA, **args(tmp_path, metric_types=[ACCUMULATE], num_threads=2,
+                                         metric_functions=[by_shard]))
+        with pytest.raises(ValueError, match=r"metric 'm': worker 0 thread 1 accumulated shape "
+                                             r"\(2,\), the shards before it \(1,\)"):
+            hist.run_map_reduce()
 
     def test_truncated_map_values(self, tmp_path):
         DataAnalyzer(DATA, **args(tmp_path)).run_map()

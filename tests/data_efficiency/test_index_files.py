@@ -290,6 +290,10 @@ class TestHeaderErrors:
 
     def test_validate_finds_bad_offsets_and_doc_index(self, tmp_path):
         prefix, idx, _ = _pair(tmp_path, rows=([1, 2], [3], [4]))
+        self._corrupt(idx, 34 + 4, struct.pack("<i", -1))
+        with pytest.raises(ValueError, match=r"x\.idx: row 1 has a negative size"):
+            MMapIndexedDataset(prefix).validate()
+        prefix, idx, _ = _pair(tmp_path, rows=([1, 2], [3], [4]))
         self._corrupt(idx, 34 + 12 + 8, struct.pack("<q", 2))  # row 1 starts at 2, not 4
         with pytest.raises(ValueError, match=r"x\.idx: row 1 starts at byte 2, but the sizes "
                                              r"before it put it at 4"):
@@ -379,6 +383,9 @@ class TestWriter:
                 writer.add_sizes([1.5])
             with pytest.raises(ValueError, match=r"count must be an int >= 0, got -1"):
                 writer.add_equal_sizes(-1)
+            with pytest.raises(ValueError, match=r"size must be an int in \[0, 2147483647\], got "
+                                                 r"2147483648"):
+                writer.add_equal_sizes(1, 2**31)
 
     def test_sizes_must_account_for_the_values(self, tmp_path):
         writer = IndexedDatasetWriter(tmp_path / "x", "int8")
