@@ -31,6 +31,8 @@ Where we differ from DeepSpeed 0.19.8 (spec §3.1-3.2):
 * Every result is checked (kind, dtype, shape) with an error naming the metric and
   the batch; a failed map leaves no partial shard, and each output file pair is
   written atomically.
+* Logging: nothing is printed; the reduce logs one INFO line per metric (values,
+  range, dtypes) instead of DeepSpeed's value at every 5th percentile.
 """
 
 from __future__ import annotations

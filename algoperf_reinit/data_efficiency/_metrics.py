@@ -180,6 +180,11 @@ def vocab_rarity(tokens: Any, neg_log_p: Any, *, mask: Any = None) -> np.ndarray
 def seqlen_vocab_rarity_coefficient(neg_log_p: Any, seq_len: int) -> int:
     """``C = 10 ** (ceil(log(seq_len * max(-log p), 10)) + 1)``: length dominates rarity.
 
+    Raises:
+      ValueError: when ``seq_len * max(-log p)`` is below about 0.01, where the
+        example's formula gives a fractional ``C`` (a float metric DeepSpeed's analyzer
+        would then reject for its dtype).
+
     Example:
       >>> seqlen_vocab_rarity_coefficient(np.array([0.5, 2.0]), seq_len=128)
       10000
