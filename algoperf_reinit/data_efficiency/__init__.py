@@ -11,6 +11,7 @@ The package never imports ``algoperf_reinit.runner``, ``algoperf_reinit.submissi
 ``absl.flags`` or ``os.environ``.
 """
 
+from algoperf_reinit.data_efficiency._analyzer import DataAnalyzer, MapProgress
 from algoperf_reinit.data_efficiency._config import (
     DATA_EFFICIENCY_ENABLED_DEFAULT,
     DATA_EFFICIENCY_SEED_DEFAULT,
@@ -48,8 +49,27 @@ from algoperf_reinit.data_efficiency._difficulty import (
     fixed_linear_difficulty,
     fixed_root_difficulty,
 )
+from algoperf_reinit.data_efficiency._index_files import (
+    DTYPE_CODES,
+    IndexedDatasetWriter,
+    MMapIndexedDataset,
+    find_fit_int_dtype,
+    write_rows,
+)
 from algoperf_reinit.data_efficiency._legacy import LEGACY_METRIC_NAME
 from algoperf_reinit.data_efficiency._ltd_scheduler import RandomLTDScheduler, RandomLTDState
+from algoperf_reinit.data_efficiency._metrics import (
+    seqlen_metric,
+    seqlen_vocab_rarity,
+    seqlen_vocab_rarity_coefficient,
+    seqlen_vocab_rarity_metric,
+    sequence_length,
+    total_vocab_freq_metric,
+    vocab_histogram,
+    vocab_neg_log_prob,
+    vocab_rarity,
+    vocab_rarity_metric,
+)
 
 __all__ = [
     "CLUSTERING_TYPES",
@@ -59,6 +79,7 @@ __all__ = [
     "DATA_SAMPLING_NUM_WORKERS_DEFAULT",
     "DATA_SAMPLING_PIN_MEMORY_DEFAULT",
     "DIFFICULTY_TYPES",
+    "DTYPE_CODES",
     "LEGACY_METRIC_NAME",
     "SCHEDULE_TYPES",
     "CurriculumLearningConfig",
@@ -66,19 +87,35 @@ __all__ = [
     "CurriculumScheduleConfig",
     "CurriculumScheduler",
     "CurriculumState",
+    "DataAnalyzer",
     "DataEfficiencyConfig",
     "DataRoutingConfig",
     "DataSamplingConfig",
     "DynamicBatchingConfig",
     "FrozenMapping",
+    "IndexedDatasetWriter",
     "LayerTokenLRScheduleConfig",
+    "MMapIndexedDataset",
+    "MapProgress",
     "RandomLTDConfig",
     "RandomLTDSchedule",
     "RandomLTDScheduleConfig",
     "RandomLTDScheduler",
     "RandomLTDState",
+    "find_fit_int_dtype",
     "fixed_discrete_difficulty",
     "fixed_linear_difficulty",
     "fixed_root_difficulty",
     "parse_data_efficiency_config",
+    "seqlen_metric",
+    "seqlen_vocab_rarity",
+    "seqlen_vocab_rarity_coefficient",
+    "seqlen_vocab_rarity_metric",
+    "sequence_length",
+    "total_vocab_freq_metric",
+    "vocab_histogram",
+    "vocab_neg_log_prob",
+    "vocab_rarity",
+    "vocab_rarity_metric",
+    "write_rows",
 ]
