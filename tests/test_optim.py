@@ -234,7 +234,7 @@ def test_bad_hyperparameters_are_rejected_at_build_time(factory, kwargs, error, 
 def test_learning_rate_none_points_to_direction_variant(factory, hint):
     with pytest.raises(TypeError, match=hint):
         factory(None)
-    with pytest.raises(ValueError, match="learning_rate must be >= 0, got -1.0"):
+    with pytest.raises(ValueError, match=r"learning_rate must be >= 0, got -1.0"):
         factory(-1.0)
     with pytest.raises(TypeError, match="debias must be a bool"):
         optim.scale_by_nadam(debias=1)

@@ -12,10 +12,10 @@ from algoperf_reinit.schedules import (
     CycleSpec,
     Decay,
     DecayId,
+    _decays,
     decay_shape,
     table_from_cycles,
 )
-from algoperf_reinit.schedules import _decays
 
 
 def test_every_id_has_exactly_one_declaration():
@@ -112,7 +112,7 @@ class TestNamedParameters:
 
     def test_a_false_staircase_of_another_kind_is_rejected_too(self):
         # Only None means "not given": an explicit value is a mistake whatever it is.
-        with pytest.raises(ValueError, match="Decay.staircase must be None with kind 'cosine'"):
+        with pytest.raises(ValueError, match=r"Decay.staircase must be None with kind 'cosine'"):
             Decay("cosine", staircase=False)
 
     @pytest.mark.parametrize(
