@@ -77,6 +77,7 @@ __all__ = [
 _DEFAULT_B1 = 0.9
 
 WeightDecayMask = Any | Callable[[optax.Params], Any] | None
+LearningRate = float | optax.Schedule | CycleTable
 
 
 class ScaleByNadamState(NamedTuple):
@@ -222,9 +223,8 @@ def _decoupled_direction(
     return optax.chain(direction, optax.add_decayed_weights(weight_decay, weight_decay_mask))
 
 
-def _scale_by_learning_rate(
-    learning_rate: float | optax.Schedule | CycleTable, clock: str
-) -> optax.GradientTransformation:
+def _scale_by_learning_rate(learning_rate: LearningRate, clock: str
+                            ) -> optax.GradientTransformation:
     """``-learning_rate`` scaling; a :class:`CycleTable` is kept in the optimizer state."""
     if isinstance(learning_rate, CycleTable):
         return scale_by_cycle_table(learning_rate, clock)
@@ -238,7 +238,7 @@ def _scale_by_learning_rate(
 
 def _with_learning_rate(
     direction_fn: Callable[..., optax.GradientTransformation],
-    learning_rate: float | optax.Schedule | CycleTable,
+    learning_rate: LearningRate,
     clock: str,
     **direction: Any,
 ) -> optax.GradientTransformation:
@@ -260,15 +260,9 @@ def _with_learning_rate(
 
 
 def nadamw_direction(
-    b1: float | None = None,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    weight_decay_mask: WeightDecayMask = None,
-    *,
-    one_minus_beta1: float | None = None,
-    eps_root: float = 0.0,
-    debias: bool = True,
+    b1: float | None = None, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+    weight_decay_mask: WeightDecayMask = None, *, one_minus_beta1: float | None = None,
+    eps_root: float = 0.0, debias: bool = True,
 ) -> optax.GradientTransformation:
     """NAdamW without the learning rate: ``nadam_direction + weight_decay * param``.
 
@@ -302,16 +296,9 @@ def nadamw_direction(
 
 
 def nadamw(
-    learning_rate: float | optax.Schedule | CycleTable,
-    b1: float | None = None,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    weight_decay_mask: WeightDecayMask = None,
-    *,
-    one_minus_beta1: float | None = None,
-    eps_root: float = 0.0,
-    debias: bool = True,
+    learning_rate: LearningRate, b1: float | None = None, b2: float = 0.999, eps: float = 1e-8,
+    weight_decay: float = 0.0, weight_decay_mask: WeightDecayMask = None, *,
+    one_minus_beta1: float | None = None, eps_root: float = 0.0, debias: bool = True,
     clock: str = "steps",
 ) -> optax.GradientTransformation:
     """NAdamW of the AlgoPerf baseline: ``-lr * (nadam_direction + weight_decay * param)``.
@@ -348,13 +335,8 @@ def nadamw(
 
 
 def adamw_direction(
-    b1: float | None = None,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    weight_decay_mask: WeightDecayMask = None,
-    *,
-    one_minus_beta1: float | None = None,
+    b1: float | None = None, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+    weight_decay_mask: WeightDecayMask = None, *, one_minus_beta1: float | None = None,
     eps_root: float = 0.0,
 ) -> optax.GradientTransformation:
     """AdamW without the learning rate: ``adam_direction + weight_decay * param``.
@@ -385,16 +367,9 @@ def adamw_direction(
 
 
 def adamw(
-    learning_rate: float | optax.Schedule | CycleTable,
-    b1: float | None = None,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    weight_decay_mask: WeightDecayMask = None,
-    *,
-    one_minus_beta1: float | None = None,
-    eps_root: float = 0.0,
-    clock: str = "steps",
+    learning_rate: LearningRate, b1: float | None = None, b2: float = 0.999, eps: float = 1e-8,
+    weight_decay: float = 0.0, weight_decay_mask: WeightDecayMask = None, *,
+    one_minus_beta1: float | None = None, eps_root: float = 0.0, clock: str = "steps",
 ) -> optax.GradientTransformation:
     """AdamW: ``-lr * (adam_direction + weight_decay * param)``, same maths as ``optax.adamw``.
 

@@ -286,15 +286,10 @@ def _geometry(table: CycleTable, lo: float, hi: float, clock: str, title: str | 
 
 
 def schedule_geometry(
-    table: CycleTable,
-    *,
-    budget: float | None = None,
-    clock: str = "steps",
-    title: str | None = None,
-    events: Sequence[Any] = (),
+    table: CycleTable, *, budget: float | None = None, clock: str = "steps",
+    title: str | None = None, events: Sequence[Any] = (),
     eval_points: Sequence[float] | np.ndarray = (),
-    history: Sequence[tuple[float, CycleTable]] = (),
-    num_points: int = 4000,
+    history: Sequence[tuple[float, CycleTable]] = (), num_points: int = 4000,
 ) -> ScheduleGeometry:
     """What :func:`plot_schedule` draws, as numpy arrays (no drawing).
 

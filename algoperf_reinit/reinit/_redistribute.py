@@ -295,6 +295,15 @@ def _fit(t: float, end: float, planned: np.ndarray, redistribution: Redistributi
     return None
 
 
+def _reason(c: int, t: float, kept: int, dropped: int, budget: float, u: _Units) -> str:
+    share = (f"{kept} cycles share" if kept > 1 else "1 cycle gets")
+    reason = f"ended cycle {c} at {u.at}{u.fmt(t)}; {share} the remaining {u.fmt(budget)}{u.unit}"
+    if dropped:
+        reason += (f"; dropped {dropped} trailing cycle{'s' if dropped > 1 else ''}, which "
+                   f"did not fit (each cycle needs at least {u.fmt(u.min_length)}{u.unit})")
+    return reason
+
+
 def _stopped_table(table: CycleTable, cols: dict[str, np.ndarray], c: int, t: float,
                    lengths: np.ndarray, n: int, clock: str) -> CycleTable:
     """``table`` with cycle ``c`` ended at ``t`` and the next cycles given ``lengths``."""
@@ -352,8 +361,7 @@ def end_cycle_early(
     redistribution = Redistribution() if redistribution is None else redistribution
     if not isinstance(redistribution, Redistribution):
         raise _validation.type_error("redistribution", redistribution, "a Redistribution")
-    cols = _host_columns(table, clock)
-    t = _time(t, clock)
+    cols, t = _host_columns(table, clock), _time(t, clock)
     old = table.boundaries()
     if not old:
         return EarlyStopResult(table, False, "not applied: the table has no cycles", -1, [], [],
@@ -375,16 +383,11 @@ def end_cycle_early(
         return refuse(c, f"not applied: the remaining {u.fmt(budget)}{u.unit} after "
                          f"{u.at}{u.fmt(t)} cannot hold one cycle of at least "
                          f"{u.fmt(u.min_length)}{u.unit}")
-    kept = len(lengths)
     new_table = _stopped_table(table, cols, c, t, lengths, n, clock)
     new = new_table.boundaries()
-    if np.any(np.diff(np.asarray(new_table.start)[: c + 1 + kept]) <= 0):
+    if np.any(np.diff(np.asarray(new_table.start)[: c + 1 + len(lengths)]) <= 0):
         return refuse(c, f"not applied: the new boundaries {new} are not strictly increasing "
                          "in float32")
-    dropped = n - c - 1 - kept
-    share = (f"{kept} cycles share" if kept > 1 else "1 cycle gets")
-    reason = f"ended cycle {c} at {u.at}{u.fmt(t)}; {share} the remaining {u.fmt(budget)}{u.unit}"
-    if dropped:
-        reason += (f"; dropped {dropped} trailing cycle{'s' if dropped > 1 else ''}, which "
-                   f"did not fit (each cycle needs at least {u.fmt(u.min_length)}{u.unit})")
-    return EarlyStopResult(new_table, True, reason, c, old, new, dropped)
+    dropped = n - c - 1 - len(lengths)
+    return EarlyStopResult(new_table, True, _reason(c, t, len(lengths), dropped, budget, u), c,
+                           old, new, dropped)
