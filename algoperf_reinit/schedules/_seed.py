@@ -136,7 +136,7 @@ def warmup_fn(
 
     Example:
       >>> piece = warmup_fn(1000, {"learning_rate": 1e-3, "warmup_factor": 0.05})
-      >>> piece.steps, float(piece(25))
+      >>> piece.steps, round(float(piece(25)), 9)
       (50, 0.0005)
     """
     step_hint, peak, steps = _peak_and_warmup(step_hint, hyperparameters, alter_lr_by,

@@ -58,7 +58,7 @@ class CycleTable(NamedTuple):
     Example:
       >>> from algoperf_reinit.schedules import CycleSpec, table_from_cycles
       >>> table = table_from_cycles([CycleSpec(length=100, warmup=10, peak=1e-3)] * 2)
-      >>> float(table(110))  # start of the second cycle: its warmup begins at 0
+      >>> float(table(100))  # start of the second cycle: its warmup begins at 0
       0.0
     """
 
