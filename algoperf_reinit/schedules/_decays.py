@@ -90,9 +90,9 @@ class Encoding(NamedTuple):
 
 REAL = Encoding(float, lambda column: column)
 FLAG = Encoding(float, lambda column: column != 0.0)  # True / False as 1.0 / 0.0
-WSD_TAIL = Encoding(  # a name of WSD_KINDS as its index
+WSD_TAIL = Encoding(  # a name of WSD_KINDS as its index (0.0 or 1.0)
     lambda name: float(WSD_KINDS.index(name)),
-    lambda column: jnp.round(column).astype(jnp.int32),
+    lambda column: column,
 )
 
 
@@ -142,6 +142,8 @@ class DecayKind(NamedTuple):
       params: its parameters; column ``j`` of the table row holds ``params[j]``.
       curve: ``curve(phase, params_by_name)``: the fraction of ``peak - end`` left,
         or for a ``floored`` kind the factor of ``peak``.
+      power: the parameter the curve is raised to, if any (one ``jnp.power``
+        serves every kind that has one).
       floored: the kind has a law of its own, floored at the end value.
       reaches_end: the value is exactly ``end`` at the end of the cycle.
     """
@@ -150,6 +152,7 @@ class DecayKind(NamedTuple):
     shape_id: DecayId
     params: tuple[DecayParam, ...]
     curve: Curve
+    power: str | None = None
     floored: bool = False
     reaches_end: bool = True
 
@@ -181,8 +184,7 @@ def _constant(phase: DecayPhase, p: Mapping[str, jax.Array]) -> jax.Array:
 
 
 def _cosine(phase: DecayPhase, p: Mapping[str, jax.Array]) -> jax.Array:
-    base = 0.5 + 0.5 * jnp.cos(jnp.pi * jnp.power(phase.progress, p["k_decay"]))
-    return jnp.power(base, p["exponent"])
+    return 0.5 + 0.5 * jnp.cos(jnp.pi * jnp.power(phase.progress, p["k_decay"]))
 
 
 def _linear(phase: DecayPhase, p: Mapping[str, jax.Array]) -> jax.Array:
@@ -190,7 +192,7 @@ def _linear(phase: DecayPhase, p: Mapping[str, jax.Array]) -> jax.Array:
 
 
 def _polynomial(phase: DecayPhase, p: Mapping[str, jax.Array]) -> jax.Array:
-    return jnp.power(1.0 - phase.progress, p["power"])
+    return 1.0 - phase.progress
 
 
 def _exponential(phase: DecayPhase, p: Mapping[str, jax.Array]) -> jax.Array:
@@ -218,10 +220,10 @@ _ALL_KINDS = (
     DecayKind("cosine", DecayId.COSINE, (
         DecayParam("exponent", 1.0, _validation.positive),
         DecayParam("k_decay", 1.0, _validation.positive),
-    ), _cosine),
+    ), _cosine, power="exponent"),
     DecayKind("linear", DecayId.LINEAR, (), _linear),
     DecayKind("polynomial", DecayId.POLYNOMIAL, (DecayParam("power", 2.0, _validation.positive),),
-              _polynomial),
+              _polynomial, power="power"),
     DecayKind("exponential", DecayId.EXPONENTIAL, (
         DecayParam("transition_steps", None, _validation.positive, _decay_phase, minimum=TINY),
         DecayParam("rate", 0.5, _rate),
@@ -365,13 +367,23 @@ def decay_value(shape_id, t, length, begin, peak, end, params):
     span = jnp.maximum(length - begin, 0.0)
     elapsed = jnp.clip(t - begin, 0.0, span)
     phase = DecayPhase(t, length, begin, elapsed, elapsed / jnp.maximum(span, TINY))
+    named = {k.name: unpack(k, params) for k in _ALL_KINDS}
+    is_kind = {k.name: shape_id == k.shape_id for k in _ALL_KINDS}
+
+    def select(kinds: list[DecayKind], values: list[jax.Array]) -> jax.Array:
+        return jnp.select([is_kind[k.name] for k in kinds], values, 1.0)
+
+    def curves(kinds: list[DecayKind]) -> jax.Array:
+        return select(kinds, [k.curve(phase, named[k.name]) for k in kinds])
+
+    def any_of(kinds: list[DecayKind]) -> jax.Array:
+        return functools.reduce(operator.or_, [is_kind[k.name] for k in kinds])
+
     between = [k for k in _ALL_KINDS if not k.floored]
+    powered = [k for k in between if k.power is not None]
     floored = [k for k in _ALL_KINDS if k.floored]
-
-    def select(kinds: list[DecayKind]) -> jax.Array:
-        return jnp.select([shape_id == k.shape_id for k in kinds],
-                          [k.curve(phase, unpack(k, params)) for k in kinds], 1.0)
-
-    is_floored = functools.reduce(operator.or_, [shape_id == k.shape_id for k in floored])
-    return jnp.where(is_floored, jnp.maximum(peak * select(floored), end),
-                     end + (peak - end) * select(between))
+    base = curves(between)
+    exponent = select(powered, [named[k.name][k.power] for k in powered])
+    fraction = jnp.where(any_of(powered), jnp.power(base, exponent), base)
+    return jnp.where(any_of(floored), jnp.maximum(peak * curves(floored), end),
+                     end + (peak - end) * fraction)
