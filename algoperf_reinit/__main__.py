@@ -15,8 +15,11 @@ import argparse
 import pathlib
 from collections.abc import Sequence
 
+from algoperf_reinit import _validation
 from algoperf_reinit.plotting import PlotEvent, describe_table, plot_schedule
 from algoperf_reinit.schedules import ScheduleConfig, jax_lr_schedule
+
+__all__ = ["DEFAULT_OUTPUT", "main", "showcase_config"]
 
 DEFAULT_OUTPUT = "runs/lr_schedule.png"
 # Per-cycle alterations, repeated when there are more cycles: the peak moves by this
@@ -40,10 +43,10 @@ def showcase_config(learning_rate: float, num_cycles: int) -> ScheduleConfig:
       The configuration.
 
     Raises:
-      ValueError: if ``num_cycles`` is not an int >= 1.
+      TypeError: if ``num_cycles`` is not an int.
+      ValueError: if it is below 1.
     """
-    if isinstance(num_cycles, bool) or not isinstance(num_cycles, int) or num_cycles < 1:
-        raise ValueError(f"num_cycles must be an int >= 1, got {num_cycles!r}")
+    num_cycles = _validation.integer("num_cycles", num_cycles, minimum=1)
     weights = [0.5] + [1.0] * (num_cycles - 1) if num_cycles > 1 else [1.0]
     total = sum(weights)
     return ScheduleConfig(

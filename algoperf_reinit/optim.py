@@ -59,11 +59,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
+from algoperf_reinit import _validation
 from algoperf_reinit.schedules._scale import scale_by_cycle_table
-from algoperf_reinit.schedules._table import CycleTable
+from algoperf_reinit.schedules._table import CycleTable, check_clock
 
 __all__ = [
     "ScaleByNadamState",
@@ -74,10 +74,10 @@ __all__ = [
     "scale_by_nadam",
 ]
 
-_INT32_MAX = np.iinfo(np.int32).max
 _DEFAULT_B1 = 0.9
 
 WeightDecayMask = Any | Callable[[optax.Params], Any] | None
+LearningRate = float | optax.Schedule | CycleTable
 
 
 class ScaleByNadamState(NamedTuple):
@@ -94,32 +94,9 @@ class ScaleByNadamState(NamedTuple):
     nu: optax.Updates
 
 
-def _real(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(
-            f"{field} must be a real number, got {value!r} of type {type(value).__name__}"
-        )
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{field} must not be NaN, got {value!r}")
-    return value
-
-
-def _in_unit_interval(field: str, value: Any, *, open_low: bool, open_high: bool) -> float:
-    value = _real(field, value)
-    lo_ok = value > 0.0 if open_low else value >= 0.0
-    hi_ok = value < 1.0 if open_high else value <= 1.0
-    if not (lo_ok and hi_ok):
-        interval = f"{'(' if open_low else '['}0, 1{')' if open_high else ']'}"
-        raise ValueError(f"{field} must be in {interval}, got {value!r}")
-    return value
-
-
-def _non_negative(field: str, value: Any) -> float:
-    value = _real(field, value)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
-    return value
+def _decay_rate(field: str, value: Any) -> float:
+    """An EMA decay (``b1``, ``b2``) in ``[0, 1)``."""
+    return _validation.unit_interval(field, value, high_open=True)
 
 
 def _resolve_b1(b1: float | None, one_minus_beta1: float | None) -> float:
@@ -130,42 +107,10 @@ def _resolve_b1(b1: float | None, one_minus_beta1: float | None) -> float:
             f"one_minus_beta1={one_minus_beta1!r})"
         )
     if one_minus_beta1 is not None:
-        return 1.0 - _in_unit_interval(
-            "one_minus_beta1", one_minus_beta1, open_low=True, open_high=False
-        )
+        return 1.0 - _validation.unit_interval("one_minus_beta1", one_minus_beta1, low_open=True)
     if b1 is None:
         return _DEFAULT_B1
-    return _in_unit_interval("b1", b1, open_low=False, open_high=True)
-
-
-def _check_learning_rate(learning_rate: Any, direction_fn: str) -> None:
-    if learning_rate is None:
-        raise TypeError(
-            f"learning_rate must be a number or an optax.Schedule, got None; to apply a "
-            f"learning rate yourself use {direction_fn}(...) and update params by -lr * direction"
-        )
-    if callable(learning_rate):
-        return
-    _non_negative("learning_rate", learning_rate)
-
-
-def _scale_by_learning_rate(
-    learning_rate: float | optax.Schedule | CycleTable, clock: str
-) -> optax.GradientTransformation:
-    """``-learning_rate`` scaling; a :class:`CycleTable` is kept in the optimizer state."""
-    if isinstance(learning_rate, CycleTable):
-        return scale_by_cycle_table(learning_rate, clock)
-    if clock != "steps":
-        raise ValueError(
-            f"clock={clock!r} needs learning_rate to be a CycleTable (a plain schedule is a "
-            "function of the step count)"
-        )
-    return optax.scale_by_learning_rate(learning_rate)
-
-
-def _saturating_increment(count: jax.Array) -> jax.Array:
-    """``count + 1`` for an int32 scalar, staying at the int32 maximum instead of wrapping."""
-    return jnp.where(count < _INT32_MAX, count + 1, count).astype(jnp.int32)
+    return _decay_rate("b1", b1)
 
 
 def _one_minus_power(b: float, t: jax.Array) -> jax.Array:
@@ -178,6 +123,12 @@ def _one_minus_power(b: float, t: jax.Array) -> jax.Array:
     if b == 0.0:
         return jnp.ones_like(t)
     return -jnp.expm1(t * math.log(b))
+
+
+def _ema(decay: float, moments: optax.Updates, values: optax.Updates) -> optax.Updates:
+    """``decay * m + (1 - decay) * value``, cast back to each moment's stored dtype."""
+    return jax.tree.map(lambda v, m: (decay * m + (1.0 - decay) * v).astype(m.dtype),
+                        values, moments)
 
 
 def scale_by_nadam(
@@ -204,15 +155,13 @@ def scale_by_nadam(
       An ``optax.GradientTransformation`` whose state is :class:`ScaleByNadamState`.
 
     Raises:
-      TypeError: if a hyperparameter is not a real number.
-      ValueError: if a hyperparameter is NaN or outside its range.
+      TypeError: if a hyperparameter is not a real number (or ``debias`` not a bool).
+      ValueError: if a hyperparameter is NaN, infinite or outside its range.
     """
-    b1 = _in_unit_interval("b1", b1, open_low=False, open_high=True)
-    b2 = _in_unit_interval("b2", b2, open_low=False, open_high=True)
-    eps = _non_negative("eps", eps)
-    eps_root = _non_negative("eps_root", eps_root)
-    if not isinstance(debias, bool):
-        raise TypeError(f"debias must be a bool, got {debias!r}")
+    b1, b2 = _decay_rate("b1", b1), _decay_rate("b2", b2)
+    eps = _validation.non_negative("eps", eps)
+    eps_root = _validation.non_negative("eps_root", eps_root)
+    debias = _validation.boolean("debias", debias)
 
     def init_fn(params: optax.Params) -> ScaleByNadamState:
         return ScaleByNadamState(
@@ -225,19 +174,16 @@ def scale_by_nadam(
         updates: optax.Updates, state: ScaleByNadamState, params: optax.Params | None = None
     ) -> tuple[optax.Updates, ScaleByNadamState]:
         del params
-        count = _saturating_increment(state.count)
+        count = optax.safe_int32_increment(state.count)
         t = count.astype(jnp.float32)
         if debias:
             m_scale = 1.0 / _one_minus_power(b1, t)
             v_scale = 1.0 / _one_minus_power(b2, t)
         else:
             m_scale = v_scale = 1.0
-
         # New moments are cast back to the stored dtype (bf16 moments stay bf16).
-        mu = jax.tree.map(lambda g, m: (b1 * m + (1.0 - b1) * g).astype(m.dtype), updates, state.mu)
-        nu = jax.tree.map(
-            lambda g, v: (b2 * v + (1.0 - b2) * jnp.square(g)).astype(v.dtype), updates, state.nu
-        )
+        mu = _ema(b1, state.mu, updates)
+        nu = _ema(b2, state.nu, jax.tree.map(jnp.square, updates))
 
         def direction(g, m, v):
             m_hat = (b1 * m + (1.0 - b1) * g) * m_scale  # look-ahead with the updated m
@@ -250,16 +196,73 @@ def scale_by_nadam(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+def _scale_by_adam(b1: float, b2: float, eps: float, eps_root: float
+                   ) -> optax.GradientTransformation:
+    """``optax.scale_by_adam`` with its hyperparameters checked like :func:`scale_by_nadam`'s."""
+    return optax.scale_by_adam(
+        b1=b1, b2=_decay_rate("b2", b2), eps=_validation.non_negative("eps", eps),
+        eps_root=_validation.non_negative("eps_root", eps_root),
+    )
+
+
+def _decoupled_direction(
+    scale_by: Callable[..., optax.GradientTransformation],
+    b1: float | None,
+    one_minus_beta1: float | None,
+    weight_decay: float,
+    weight_decay_mask: WeightDecayMask,
+    **moments: Any,
+) -> optax.GradientTransformation:
+    """``chain(scale_by(b1, **moments), add_decayed_weights(weight_decay, mask))``.
+
+    The shared part of every direction: ``b1`` from ``b1`` or ``one_minus_beta1``
+    and decoupled weight decay added after the preconditioned direction.
+    """
+    direction = scale_by(b1=_resolve_b1(b1, one_minus_beta1), **moments)
+    weight_decay = _validation.non_negative("weight_decay", weight_decay)
+    return optax.chain(direction, optax.add_decayed_weights(weight_decay, weight_decay_mask))
+
+
+def _scale_by_learning_rate(learning_rate: LearningRate, clock: str
+                            ) -> optax.GradientTransformation:
+    """``-learning_rate`` scaling; a :class:`CycleTable` is kept in the optimizer state."""
+    if isinstance(learning_rate, CycleTable):
+        return scale_by_cycle_table(learning_rate, clock)
+    if check_clock(clock) != "steps":
+        raise ValueError(
+            f"clock={clock!r} needs learning_rate to be a CycleTable (a plain schedule is a "
+            "function of the step count)"
+        )
+    return optax.scale_by_learning_rate(learning_rate)
+
+
+def _with_learning_rate(
+    direction_fn: Callable[..., optax.GradientTransformation],
+    learning_rate: LearningRate,
+    clock: str,
+    **direction: Any,
+) -> optax.GradientTransformation:
+    """``chain(direction_fn(**direction), <-learning_rate scaling>)``.
+
+    The shared part of every full optimizer: the learning rate is checked first
+    (``None`` points to ``direction_fn``, which is what a caller that applies the
+    rate itself wants).
+    """
+    if learning_rate is None:
+        raise _validation.type_error(
+            "learning_rate", learning_rate, "a number or an optax.Schedule",
+            fix=f"to apply a learning rate yourself use {direction_fn.__name__}(...) and "
+            "update params by -lr * direction",
+        )
+    if not callable(learning_rate):
+        _validation.non_negative("learning_rate", learning_rate)
+    return optax.chain(direction_fn(**direction), _scale_by_learning_rate(learning_rate, clock))
+
+
 def nadamw_direction(
-    b1: float | None = None,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    weight_decay_mask: WeightDecayMask = None,
-    *,
-    one_minus_beta1: float | None = None,
-    eps_root: float = 0.0,
-    debias: bool = True,
+    b1: float | None = None, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+    weight_decay_mask: WeightDecayMask = None, *, one_minus_beta1: float | None = None,
+    eps_root: float = 0.0, debias: bool = True,
 ) -> optax.GradientTransformation:
     """NAdamW without the learning rate: ``nadam_direction + weight_decay * param``.
 
@@ -287,25 +290,15 @@ def nadamw_direction(
       ValueError: if a hyperparameter is out of range or both ``b1`` and
         ``one_minus_beta1`` are given.
     """
-    b1 = _resolve_b1(b1, one_minus_beta1)
-    weight_decay = _non_negative("weight_decay", weight_decay)
-    return optax.chain(
-        scale_by_nadam(b1=b1, b2=b2, eps=eps, eps_root=eps_root, debias=debias),
-        optax.add_decayed_weights(weight_decay, weight_decay_mask),
-    )
+    return _decoupled_direction(scale_by_nadam, b1, one_minus_beta1, weight_decay,
+                                weight_decay_mask, b2=b2, eps=eps, eps_root=eps_root,
+                                debias=debias)
 
 
 def nadamw(
-    learning_rate: float | optax.Schedule | CycleTable,
-    b1: float | None = None,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    weight_decay_mask: WeightDecayMask = None,
-    *,
-    one_minus_beta1: float | None = None,
-    eps_root: float = 0.0,
-    debias: bool = True,
+    learning_rate: LearningRate, b1: float | None = None, b2: float = 0.999, eps: float = 1e-8,
+    weight_decay: float = 0.0, weight_decay_mask: WeightDecayMask = None, *,
+    one_minus_beta1: float | None = None, eps_root: float = 0.0, debias: bool = True,
     clock: str = "steps",
 ) -> optax.GradientTransformation:
     """NAdamW of the AlgoPerf baseline: ``-lr * (nadam_direction + weight_decay * param)``.
@@ -335,30 +328,15 @@ def nadamw(
         hyperparameter has the wrong type.
       ValueError: if a hyperparameter is out of range.
     """
-    _check_learning_rate(learning_rate, "nadamw_direction")
-    return optax.chain(
-        nadamw_direction(
-            b1,
-            b2,
-            eps,
-            weight_decay,
-            weight_decay_mask,
-            one_minus_beta1=one_minus_beta1,
-            eps_root=eps_root,
-            debias=debias,
-        ),
-        _scale_by_learning_rate(learning_rate, clock),
-    )
+    return _with_learning_rate(
+        nadamw_direction, learning_rate, clock, b1=b1, b2=b2, eps=eps,
+        weight_decay=weight_decay, weight_decay_mask=weight_decay_mask,
+        one_minus_beta1=one_minus_beta1, eps_root=eps_root, debias=debias)
 
 
 def adamw_direction(
-    b1: float | None = None,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    weight_decay_mask: WeightDecayMask = None,
-    *,
-    one_minus_beta1: float | None = None,
+    b1: float | None = None, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+    weight_decay_mask: WeightDecayMask = None, *, one_minus_beta1: float | None = None,
     eps_root: float = 0.0,
 ) -> optax.GradientTransformation:
     """AdamW without the learning rate: ``adam_direction + weight_decay * param``.
@@ -384,28 +362,14 @@ def adamw_direction(
       ValueError: if a hyperparameter is out of range or both ``b1`` and
         ``one_minus_beta1`` are given.
     """
-    b1 = _resolve_b1(b1, one_minus_beta1)
-    b2 = _in_unit_interval("b2", b2, open_low=False, open_high=True)
-    eps = _non_negative("eps", eps)
-    eps_root = _non_negative("eps_root", eps_root)
-    weight_decay = _non_negative("weight_decay", weight_decay)
-    return optax.chain(
-        optax.scale_by_adam(b1=b1, b2=b2, eps=eps, eps_root=eps_root),
-        optax.add_decayed_weights(weight_decay, weight_decay_mask),
-    )
+    return _decoupled_direction(_scale_by_adam, b1, one_minus_beta1, weight_decay,
+                                weight_decay_mask, b2=b2, eps=eps, eps_root=eps_root)
 
 
 def adamw(
-    learning_rate: float | optax.Schedule | CycleTable,
-    b1: float | None = None,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
-    weight_decay_mask: WeightDecayMask = None,
-    *,
-    one_minus_beta1: float | None = None,
-    eps_root: float = 0.0,
-    clock: str = "steps",
+    learning_rate: LearningRate, b1: float | None = None, b2: float = 0.999, eps: float = 1e-8,
+    weight_decay: float = 0.0, weight_decay_mask: WeightDecayMask = None, *,
+    one_minus_beta1: float | None = None, eps_root: float = 0.0, clock: str = "steps",
 ) -> optax.GradientTransformation:
     """AdamW: ``-lr * (adam_direction + weight_decay * param)``, same maths as ``optax.adamw``.
 
@@ -429,16 +393,7 @@ def adamw(
         hyperparameter has the wrong type.
       ValueError: if a hyperparameter is out of range.
     """
-    _check_learning_rate(learning_rate, "adamw_direction")
-    return optax.chain(
-        adamw_direction(
-            b1,
-            b2,
-            eps,
-            weight_decay,
-            weight_decay_mask,
-            one_minus_beta1=one_minus_beta1,
-            eps_root=eps_root,
-        ),
-        _scale_by_learning_rate(learning_rate, clock),
-    )
+    return _with_learning_rate(
+        adamw_direction, learning_rate, clock, b1=b1, b2=b2, eps=eps,
+        weight_decay=weight_decay, weight_decay_mask=weight_decay_mask,
+        one_minus_beta1=one_minus_beta1, eps_root=eps_root)

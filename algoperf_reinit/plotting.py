@@ -2,7 +2,10 @@
 
 :func:`plot_schedule` draws a :class:`~algoperf_reinit.schedules.CycleTable` over a
 whole budget to a PNG file, with its cycle boundaries, warmup ends and optional run
-events (re-initialisations, early stops, evaluations). It uses a
+events (re-initialisations, early stops, evaluations). It works in three steps:
+the arguments are validated, :func:`schedule_geometry` computes what is drawn (a
+:class:`ScheduleGeometry` of numpy arrays, which tests and other plotting tools can
+use without drawing), and one function of matplotlib calls draws it. It uses a
 :class:`matplotlib.figure.Figure` with the Agg canvas directly, never ``pyplot``,
 so it is safe in scripts, tests and worker threads without a display, and the same
 inputs always give byte-identical PNG files.
@@ -12,7 +15,6 @@ inputs always give byte-identical PNG files.
 
 from __future__ import annotations
 
-import math
 import os
 import pathlib
 import types
@@ -24,15 +26,32 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from algoperf_reinit.schedules import CLOCKS, CycleTable, DecayId, WarmupId, evaluate
+from algoperf_reinit import _validation
+from algoperf_reinit.schedules import CycleTable
+from algoperf_reinit.schedules._describe import describe_table, real_cycles
+from algoperf_reinit.schedules._host import (
+    applied_values,
+    applied_warmup_ends,
+    evaluate_host,
+    planned_times,
+)
+from algoperf_reinit.schedules._table import check_clock
+
+__all__ = [
+    "DEFAULT_DPI",
+    "EventMarks",
+    "Marks",
+    "PlotEvent",
+    "ScheduleGeometry",
+    "describe_table",
+    "plot_schedule",
+    "schedule_geometry",
+]
 
 DEFAULT_DPI = 100
 """Resolution of :func:`plot_schedule` PNGs in dots per inch."""
 
 _FIGSIZE = (8.0, 4.5)
-# Times are evaluated in blocks of this many points (padding the last block), so
-# plots of tables with the same capacity reuse one compiled evaluation.
-_EVAL_BLOCK = 1024
 _CURVE_COLOR = "tab:blue"
 _BOUNDARY_COLOR = "0.45"
 _WARMUP_COLOR = "tab:orange"
@@ -40,22 +59,12 @@ _EVAL_COLOR = "black"
 
 # (marker, colour) per well-known event kind; other kinds take _EXTRA_STYLES in the
 # order in which they first appear.
-_EVENT_STYLES: Mapping[str, tuple[str, str]] = types.MappingProxyType(
-    {
-        "reinit": ("D", "tab:red"),
-        "early_stop": ("X", "tab:purple"),
-        "restart": ("^", "tab:green"),
-        "checkpoint": ("s", "tab:brown"),
-    }
-)
-_EXTRA_STYLES = (
-    ("P", "tab:olive"),
-    ("*", "tab:pink"),
-    ("v", "tab:cyan"),
-    ("p", "tab:gray"),
-    ("h", "darkgoldenrod"),
-    ("<", "teal"),
-)
+_EVENT_STYLES: Mapping[str, tuple[str, str]] = types.MappingProxyType({
+    "reinit": ("D", "tab:red"), "early_stop": ("X", "tab:purple"),
+    "restart": ("^", "tab:green"), "checkpoint": ("s", "tab:brown"),
+})
+_EXTRA_STYLES = (("P", "tab:olive"), ("*", "tab:pink"), ("v", "tab:cyan"), ("p", "tab:gray"),
+                 ("h", "darkgoldenrod"), ("<", "teal"))
 
 
 class PlotEvent(NamedTuple):
@@ -76,41 +85,64 @@ class PlotEvent(NamedTuple):
     label: str | None = None
 
 
-def _number(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise TypeError(f"{field} must be a number, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{field} must be finite, got {value!r}")
-    return value
+class Marks(NamedTuple):
+    """Points of a plot: times and the learning rate there."""
+
+    t: np.ndarray  # shape=(k,), dtype=float32; times in clock units
+    v: np.ndarray  # shape=(k,), dtype=float64; learning rates
 
 
-def _positive_int(field: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{field} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+class EventMarks(NamedTuple):
+    """The events of one kind, as drawn (one marker style and legend entry per kind)."""
+
+    kind: str
+    t: np.ndarray  # shape=(k,), dtype=float32
+    v: np.ndarray  # shape=(k,), dtype=float64; the curve's value at each event
+    labels: tuple[str | None, ...]  # text next to each marker, or None
 
 
-def _check_table(table: Any) -> int:
-    if not isinstance(table, CycleTable):
-        raise TypeError(
-            f"table must be a CycleTable (from table_from_cycles, build_cycle_table or "
-            f"jax_lr_schedule(...).schedule), got {type(table).__name__}"
-        )
-    n = table.num_cycles
-    if n < 1:
-        raise ValueError("table must hold at least one real cycle, got only padding rows")
-    return n
+class ScheduleGeometry(NamedTuple):
+    """Everything :func:`plot_schedule` draws, in data coordinates.
+
+    Attributes:
+      curve: the learning rate the run applied (each table of a history on its
+        own stretch), sampled densely and at every jump.
+      planned: for each table of a history, what it had planned past its cut up
+        to the end of the cycle it was in (drawn dotted), in history order.
+      boundaries: cycle boundaries strictly inside the x axis (float64).
+      warmup_ends: the warmup ends of the tables on their stretches.
+      events: the events inside the x axis, one entry per kind in order of first
+        appearance.
+      evals: the eval points inside the x axis.
+      xlim: the x axis.
+      ylim: the y axis.
+      xlabel: ``"step"`` or ``"seconds"``.
+      title: the title (given, or stating the cycles and the budget).
+    """
+
+    curve: Marks
+    planned: tuple[Marks, ...]
+    boundaries: np.ndarray
+    warmup_ends: Marks
+    events: tuple[EventMarks, ...]
+    evals: Marks
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+    xlabel: str
+    title: str
+
+
+# ----------------------------------------------------------------------------- validation
 
 
 def _output_path(path: Any) -> pathlib.Path:
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    _validation.instance("path", path, (str, os.PathLike))
     out = pathlib.Path(path)
     if out.suffix.lower() != ".png":
-        raise ValueError(f"path must end in '.png' (the plot is a PNG file), got {str(out)!r}")
+        raise _validation.value_error("path", str(out), "a file name ending in '.png'",
+                                      fix="the plot is a PNG file")
     if out.is_dir():
-        raise ValueError(f"path must name a file, but {str(out)!r} is a directory")
+        raise _validation.value_error("path", str(out), "a file, not a directory")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as err:
@@ -123,7 +155,7 @@ def _output_path(path: Any) -> pathlib.Path:
 
 def _events(events: Iterable[Any]) -> list[PlotEvent]:
     if isinstance(events, str | bytes | Mapping):
-        raise TypeError(f"events must be a sequence of events, got {events!r}")
+        raise _validation.type_error("events", events, "a sequence of events")
     result = []
     for i, event in enumerate(events):
         if isinstance(event, Mapping):
@@ -137,19 +169,21 @@ def _events(events: Iterable[Any]) -> list[PlotEvent]:
                 f"events[{i}] must have 'step' and 'kind' (a PlotEvent, a record with those "
                 f"attributes or a mapping with those keys); missing {missing} in {event!r}"
             )
-        step = _number(f"events[{i}].step", get("step"))
+        step = _validation.real(f"events[{i}].step", get("step"))
         kind, label = get("kind"), get("label", None)
-        if not isinstance(kind, str) or not kind:
-            raise ValueError(f"events[{i}].kind must be a non-empty str, got {kind!r}")
+        if not isinstance(kind, str):
+            raise _validation.type_error(f"events[{i}].kind", kind, "a non-empty str")
+        if not kind:
+            raise _validation.value_error(f"events[{i}].kind", kind, "a non-empty str")
         if label is not None and not isinstance(label, str):
-            raise TypeError(f"events[{i}].label must be a str or None, got {label!r}")
+            raise _validation.type_error(f"events[{i}].label", label, "a str or None")
         result.append(PlotEvent(step, kind, label))
     return result
 
 
 def _eval_points(eval_points: Iterable[Any]) -> np.ndarray:
     if isinstance(eval_points, str | bytes | Mapping):
-        raise TypeError(f"eval_points must be a sequence of steps, got {eval_points!r}")
+        raise _validation.type_error("eval_points", eval_points, "a sequence of steps")
     points = np.asarray(list(eval_points) if not isinstance(eval_points, np.ndarray)
                         else eval_points)
     if points.size == 0:
@@ -168,13 +202,13 @@ def _eval_points(eval_points: Iterable[Any]) -> np.ndarray:
 def _history(history: Sequence[Any]) -> list[tuple[float, CycleTable]]:
     """Validates ``history``: ``(t, table)`` pairs with strictly increasing finite ``t``."""
     if isinstance(history, str | bytes) or not isinstance(history, Sequence):
-        raise TypeError(f"history must be a sequence of (t, CycleTable) pairs, got {history!r}")
+        raise _validation.type_error("history", history, "a sequence of (t, CycleTable) pairs")
     out: list[tuple[float, CycleTable]] = []
     for i, entry in enumerate(history):
         if not (isinstance(entry, tuple | list) and len(entry) == 2):
-            raise TypeError(f"history[{i}] must be a (t, CycleTable) pair, got {entry!r}")
-        t = _number(f"history[{i}][0]", entry[0])
-        _check_table(entry[1])
+            raise _validation.type_error(f"history[{i}]", entry, "a (t, CycleTable) pair")
+        t = _validation.real(f"history[{i}][0]", entry[0])
+        real_cycles(entry[1])
         if out and not t > out[-1][0]:
             raise ValueError(f"history times must be strictly increasing, got "
                              f"{out[-1][0]:g} then {t:g} at history[{i}]")
@@ -182,44 +216,116 @@ def _history(history: Sequence[Any]) -> list[tuple[float, CycleTable]]:
     return out
 
 
-def _applied_values(tables: Sequence[CycleTable], cuts: np.ndarray, times: np.ndarray
-                    ) -> np.ndarray:
-    """Values at ``times`` of the table in effect: ``tables[k]`` on ``[cuts[k-1], cuts[k])``."""
-    which = np.searchsorted(cuts, times, side="right")
-    values = np.empty(times.shape, np.float64)
-    for k, tb in enumerate(tables):
-        if np.any(which == k):
-            values[which == k] = _evaluate_host(tb, times[which == k])
-    return values
-
-
-def _evaluate_host(table: CycleTable, times: np.ndarray) -> np.ndarray:
-    """Evaluates ``table`` at float32 ``times`` in blocks of one fixed size.
-
-    One block shape means one compilation per table shape for every plot of a run:
-    a redraw during training (an event, on the clock under the harness) never
-    compiles again, however many points its curve has.
-    """
-    out = np.empty(times.shape, np.float64)
-    for lo in range(0, times.size, _EVAL_BLOCK):
-        chunk = times[lo : lo + _EVAL_BLOCK]
-        padded = np.full((_EVAL_BLOCK,), chunk[-1], np.float32)
-        padded[: chunk.size] = chunk
-        out[lo : lo + chunk.size] = np.asarray(evaluate(table, padded), np.float64)[: chunk.size]
-    return out
-
-
-def _sample_times(table: CycleTable, n: int, lo: float, hi: float, num_points: int) -> np.ndarray:
+def _sample_times(table: CycleTable, lo: float, hi: float, num_points: int) -> np.ndarray:
     """A dense grid plus the float32 times just before and at every boundary and warmup end."""
-    start = np.asarray(table.start, np.float32)[:n]
-    length = np.asarray(table.length, np.float32)[:n]
-    warmup = np.asarray(table.warmup, np.float32)[:n]
-    end = np.float32(start[-1] + length[-1])
-    corners = np.concatenate([start, [end], (start + warmup)[warmup > 0]]).astype(np.float32)
+    # Each boundary and warmup end is a float64 sum of two float32 numbers; rounded to
+    # float32 it equals the float32 sum (53 >= 2 * 24 + 2 bits: double rounding of a
+    # sum is innocuous), so these are the times at which the float32 table jumps.
+    corners = np.asarray(table.boundaries() + table.warmup_ends(), np.float32)
     before = np.nextafter(corners, np.float32(-np.inf))
     grid = np.linspace(lo, hi, num_points).astype(np.float32)
     times = np.unique(np.concatenate([grid, corners, before]))
     return times[(times >= np.float32(lo)) & (times <= np.float32(hi))]
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def _event_marks(events: Sequence[PlotEvent], t: np.ndarray,
+                 v: np.ndarray) -> tuple[EventMarks, ...]:
+    """The events grouped by kind, kinds in order of first appearance."""
+    marks = []
+    for kind in dict.fromkeys(e.kind for e in events):
+        chosen = [j for j, e in enumerate(events) if e.kind == kind]
+        marks.append(EventMarks(kind, t[chosen], v[chosen],
+                                tuple(events[j].label for j in chosen)))
+    return tuple(marks)
+
+
+def _geometry(table: CycleTable, lo: float, hi: float, clock: str, title: str | None,
+              events: list[PlotEvent], points: np.ndarray,
+              past: list[tuple[float, CycleTable]], num_points: int) -> ScheduleGeometry:
+    tables = [old for _, old in past] + [table]
+    cuts = np.array([t for t, _ in past], np.float32)  # table k applies on [cuts[k-1], cuts[k])
+    curve_t = np.unique(np.concatenate(
+        [_sample_times(tb, lo, hi, num_points) for tb in tables]
+        + [cuts, np.nextafter(cuts, np.float32(-np.inf))]))
+    curve_t = curve_t[(curve_t >= np.float32(lo)) & (curve_t <= np.float32(hi))]
+    warm_t = applied_warmup_ends(tables, cuts)
+    warm_t = warm_t[(warm_t >= lo) & (warm_t <= hi)]
+    events = [e for e in events if lo <= e.step <= hi]
+    event_t = np.array([e.step for e in events], np.float32)
+    points = points[(points >= lo) & (points <= hi)].astype(np.float32)
+    values = applied_values(tables, cuts, np.concatenate([curve_t, warm_t, event_t, points]
+                                                          ).astype(np.float32))
+    curve_v, warm_v, event_v, point_v = np.split(
+        values, np.cumsum([curve_t.size, warm_t.size, event_t.size]))
+    planned = []  # what each old table planned past its cut, to the end of its cycle
+    for cut, old in past:
+        ts = planned_times(old, cut, curve_t, hi)
+        if ts.size:
+            planned.append(Marks(ts, evaluate_host(old, ts)))
+    shown = np.concatenate([values, *[marks.v for marks in planned]])
+    top = float(np.max(shown)) if shown.size else 1.0
+    if title is None:
+        n = table.num_cycles
+        budget_text = f"{hi:,.0f} steps" if clock == "steps" else f"{hi:,.6g} s"
+        title = f"{n} cycle{'s' if n != 1 else ''}, budget {budget_text}"
+    return ScheduleGeometry(
+        curve=Marks(curve_t, curve_v),
+        planned=tuple(planned),
+        boundaries=np.array([b for b in table.boundaries() if lo < b < hi], np.float64),
+        warmup_ends=Marks(warm_t, warm_v),
+        events=_event_marks(events, event_t, event_v),
+        evals=Marks(points, point_v),
+        xlim=(lo, hi),
+        ylim=(min(0.0, float(np.min(shown))), top * 1.08 if top > 0 else 1.0),
+        xlabel="step" if clock == "steps" else "seconds",
+        title=title,
+    )
+
+
+def schedule_geometry(
+    table: CycleTable, *, budget: float | None = None, clock: str = "steps",
+    title: str | None = None, events: Sequence[Any] = (),
+    eval_points: Sequence[float] | np.ndarray = (),
+    history: Sequence[tuple[float, CycleTable]] = (), num_points: int = 4000,
+) -> ScheduleGeometry:
+    """What :func:`plot_schedule` draws, as numpy arrays (no drawing).
+
+    The arguments are those of :func:`plot_schedule`, which see. Evaluating the
+    tables compiles once per table capacity; later calls never compile again.
+
+    Returns:
+      The :class:`ScheduleGeometry`.
+
+    Raises:
+      TypeError: for a table that is not a :class:`CycleTable`, or malformed
+        events, eval points, history, title or budget.
+      ValueError: for an unknown clock, a budget that ends before the axis starts,
+        or a bad ``num_points``.
+
+    Example:
+      >>> from algoperf_reinit.schedules import CycleSpec, table_from_cycles
+      >>> geometry = schedule_geometry(table_from_cycles([CycleSpec(100, 10)] * 2))
+      >>> geometry.boundaries.tolist(), geometry.warmup_ends.t.tolist()
+      ([100.0], [10.0, 110.0])
+    """
+    real_cycles(table)
+    check_clock(clock)
+    if title is not None and not isinstance(title, str):
+        raise _validation.type_error("title", title, "a str or None")
+    num_points = _validation.integer("num_points", num_points, minimum=2)
+    event_list, points, past = _events(events), _eval_points(eval_points), _history(history)
+    bounds = table.boundaries()
+    lo = min(0.0, bounds[0])
+    hi = bounds[-1] if budget is None else _validation.real("budget", budget)
+    if not hi > lo:
+        raise _validation.value_error("budget", budget, f"> the start of the x axis ({lo:g})")
+    return _geometry(table, lo, hi, clock, title, event_list, points, past, num_points)
+
+
+# ----------------------------------------------------------------------------- drawing
 
 
 def _event_style(kind: str, order: list[str]) -> tuple[str, str]:
@@ -227,6 +333,50 @@ def _event_style(kind: str, order: list[str]) -> tuple[str, str]:
         return _EVENT_STYLES[kind]
     extra = [k for k in order if k not in _EVENT_STYLES]
     return _EXTRA_STYLES[extra.index(kind) % len(_EXTRA_STYLES)]
+
+
+def _draw(g: ScheduleGeometry, out: pathlib.Path, dpi: int) -> None:
+    """Draws a geometry to a PNG file: matplotlib calls only."""
+    fig = Figure(figsize=_FIGSIZE, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(g.curve.t, g.curve.v, color=_CURVE_COLOR, linewidth=1.6, label="learning rate",
+            zorder=3)
+    for j, marks in enumerate(g.planned):
+        ax.plot(marks.t, marks.v, color=_CURVE_COLOR, linewidth=1.0, linestyle="dotted",
+                alpha=0.6, label="plan before early stop" if j == 0 else None, zorder=2)
+    if g.boundaries.size:
+        ax.vlines(g.boundaries, 0, 1, transform=ax.get_xaxis_transform(), colors=_BOUNDARY_COLOR,
+                  linestyles="dashed", linewidth=0.8, label="cycle boundary", zorder=1)
+    if g.warmup_ends.t.size:
+        ax.plot(g.warmup_ends.t, g.warmup_ends.v, linestyle="none", marker="o", markersize=4,
+                markerfacecolor="none", markeredgecolor=_WARMUP_COLOR, alpha=0.8,
+                label="warmup end", zorder=4, clip_on=False)
+    if g.evals.v.size:
+        ax.plot(g.evals.t, g.evals.v, linestyle="none", marker=".", markersize=5,
+                color=_EVAL_COLOR, label="eval", zorder=5, clip_on=False)
+    order = [marks.kind for marks in g.events]
+    for marks in g.events:
+        marker, color = _event_style(marks.kind, order)
+        ax.plot(marks.t, marks.v, linestyle="none", marker=marker, markersize=8, color=color,
+                markeredgecolor="white", markeredgewidth=0.6,
+                label=marks.kind.replace("_", " "), zorder=6, clip_on=False)
+        for t, v, label in zip(marks.t, marks.v, marks.labels, strict=True):
+            if label:
+                ax.annotate(label, (t, v), xytext=(4, 6), textcoords="offset points",
+                            fontsize=7, color=color)
+    ax.set_xlim(*g.xlim)
+    ax.set_ylim(*g.ylim)
+    ax.xaxis.set_major_formatter(EngFormatter())
+    ax.yaxis.set_major_formatter(EngFormatter())
+    ax.set_xlabel(g.xlabel)
+    ax.set_ylabel("learning rate")
+    ax.set_title(g.title, fontsize=11)
+    ax.grid(True, linewidth=0.4, alpha=0.4)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6),
+               fontsize=8, frameon=False)
+    fig.savefig(out, format="png", dpi=dpi, metadata={"Software": None})
 
 
 def plot_schedule(
@@ -290,169 +440,11 @@ def plot_schedule(
       >>> plot_schedule(table, tmp_path / "lr.png",
       ...               events=[PlotEvent(500, "reinit")])  # doctest: +SKIP
     """
-    n = _check_table(table)
+    real_cycles(table)
     out = _output_path(path)
-    if clock not in CLOCKS:
-        raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
-    if title is not None and not isinstance(title, str):
-        raise TypeError(f"title must be a str or None, got {title!r}")
-    num_points = _positive_int("num_points", num_points, 2)
-    dpi = _positive_int("dpi", dpi, 1)
-    event_list = _events(events)
-    points = _eval_points(eval_points)
-    past = _history(history)
-
-    bounds = table.boundaries()
-    lo = min(0.0, bounds[0])
-    hi = bounds[-1] if budget is None else _number("budget", budget)
-    if not hi > lo:
-        raise ValueError(f"budget must be > the start of the x axis ({lo:g}), got {hi!r}")
-
-    tables = [old for _, old in past] + [table]
-    cuts = np.array([t for t, _ in past], np.float32)  # table k applies on [cuts[k-1], cuts[k])
-    curve_t = np.unique(np.concatenate(
-        [_sample_times(tb, _check_table(tb), lo, hi, num_points) for tb in tables]
-        + [cuts, np.nextafter(cuts, np.float32(-np.inf))]))
-    curve_t = curve_t[(curve_t >= np.float32(lo)) & (curve_t <= np.float32(hi))]
-    warm_parts = []
-    for k, tb in enumerate(tables):
-        m = _check_table(tb)
-        ends = (np.asarray(tb.start, np.float32)[:m] + np.asarray(tb.warmup, np.float32)[:m])[
-            np.asarray(tb.warmup, np.float32)[:m] > 0]
-        seg_lo = cuts[k - 1] if k > 0 else -np.inf
-        seg_hi = cuts[k] if k < len(cuts) else np.inf
-        warm_parts.append(ends[(ends >= seg_lo) & (ends < seg_hi)])
-    warm_t = np.concatenate(warm_parts).astype(np.float32)
-    warm_t = warm_t[(warm_t >= lo) & (warm_t <= hi)]
-    event_list = [e for e in event_list if lo <= e.step <= hi]
-    event_t = np.array([e.step for e in event_list], np.float32)
-    points = points[(points >= lo) & (points <= hi)].astype(np.float32)
-    all_t = np.concatenate([curve_t, warm_t, event_t, points]).astype(np.float32)
-    values = _applied_values(tables, cuts, all_t)
-    pieces = np.cumsum([curve_t.size, warm_t.size, event_t.size])
-    curve_v, warm_v, event_v, point_v = np.split(values, pieces)
-    planned = []  # (times, values) of what each old table planned past its cut
-    for (cut, old) in past:
-        old_bounds = old.boundaries()
-        stop = min([b for b in old_bounds if b > cut] or [old_bounds[-1]])
-        stop = min(stop, hi)
-        if stop > cut:
-            ts = curve_t[(curve_t >= cut) & (curve_t < stop)]
-            ts = np.concatenate([ts, np.nextafter(np.float32([stop]), np.float32(-np.inf))])
-            planned.append((ts, _evaluate_host(old, ts)))
-
-    unit = "step" if clock == "steps" else "seconds"
-    if title is None:
-        budget_text = f"{hi:,.0f} steps" if clock == "steps" else f"{hi:,.6g} s"
-        title = f"{n} cycle{'s' if n != 1 else ''}, budget {budget_text}"
-
-    fig = Figure(figsize=_FIGSIZE, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(curve_t, curve_v, color=_CURVE_COLOR, linewidth=1.6, label="learning rate", zorder=3)
-    for j, (ts, vs) in enumerate(planned):
-        ax.plot(ts, vs, color=_CURVE_COLOR, linewidth=1.0, linestyle="dotted", alpha=0.6,
-                label="plan before early stop" if j == 0 else None, zorder=2)
-    inner = [b for b in bounds if lo < b < hi]
-    if inner:
-        ax.vlines(inner, 0, 1, transform=ax.get_xaxis_transform(), colors=_BOUNDARY_COLOR,
-                  linestyles="dashed", linewidth=0.8, label="cycle boundary", zorder=1)
-    if warm_t.size:
-        ax.plot(warm_t, warm_v, linestyle="none", marker="o", markersize=4,
-                markerfacecolor="none", markeredgecolor=_WARMUP_COLOR, alpha=0.8,
-                label="warmup end", zorder=4, clip_on=False)
-    if point_v.size:
-        ax.plot(points, point_v, linestyle="none", marker=".", markersize=5, color=_EVAL_COLOR,
-                label="eval", zorder=5, clip_on=False)
-    order = list(dict.fromkeys(e.kind for e in event_list))
-    for kind in order:
-        marker, color = _event_style(kind, order)
-        chosen = [j for j, e in enumerate(event_list) if e.kind == kind]
-        ax.plot(event_t[chosen], event_v[chosen], linestyle="none", marker=marker,
-                markersize=8, color=color, markeredgecolor="white", markeredgewidth=0.6,
-                label=kind.replace("_", " "), zorder=6, clip_on=False)
-        for j in chosen:
-            if event_list[j].label:
-                ax.annotate(event_list[j].label, (event_t[j], event_v[j]),
-                            xytext=(4, 6), textcoords="offset points", fontsize=7, color=color)
-
-    ax.set_xlim(lo, hi)
-    shown = np.concatenate([values, *[vs for _, vs in planned]])
-    top = float(np.max(shown)) if shown.size else 1.0
-    ax.set_ylim(min(0.0, float(np.min(shown))), top * 1.08 if top > 0 else 1.0)
-    ax.xaxis.set_major_formatter(EngFormatter())
-    ax.yaxis.set_major_formatter(EngFormatter())
-    ax.set_xlabel(unit)
-    ax.set_ylabel("learning rate")
-    ax.set_title(title, fontsize=11)
-    ax.grid(True, linewidth=0.4, alpha=0.4)
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6),
-               fontsize=8, frameon=False)
-    fig.savefig(out, format="png", dpi=dpi, metadata={"Software": None})
+    dpi = _validation.integer("dpi", dpi, minimum=1)
+    geometry = schedule_geometry(table, budget=budget, clock=clock, title=title, events=events,
+                                 eval_points=eval_points, history=history,
+                                 num_points=num_points)
+    _draw(geometry, out, dpi)
     return out
-
-
-def _fmt_time(value: float) -> str:
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.6g}"
-
-
-def describe_table(table: CycleTable) -> str:
-    """The real cycles of a table as a fixed-width text table.
-
-    Columns: cycle index, start, end, warmup length, init value, peak, end value,
-    warmup shape and decay shape (the lower-case :class:`WarmupId` /
-    :class:`DecayId` names).
-
-    Args:
-      table: the schedule (concrete, not traced).
-
-    Returns:
-      The table as text, one line per cycle after a header line (no trailing
-      newline).
-
-    Raises:
-      TypeError: if ``table`` is not a :class:`CycleTable`.
-      ValueError: if it holds no real cycle.
-
-    Example:
-      >>> from algoperf_reinit.schedules import CycleSpec, table_from_cycles
-      >>> print(describe_table(table_from_cycles([CycleSpec(100, 10, peak=1e-3)])))
-      cycle  start  end  warmup  init   peak  end value  warmup shape  decay shape
-          0      0  100      10     0  0.001          0  linear        cosine
-    """
-    n = _check_table(table)
-    columns = {name: np.asarray(getattr(table, name), np.float64)[:n]
-               for name in ("start", "length", "warmup", "init_value", "peak", "end_value")}
-    warm_ids = np.asarray(table.warmup_shape)[:n]
-    decay_ids = np.asarray(table.decay_shape)[:n]
-    header = ("cycle", "start", "end", "warmup", "init", "peak", "end value", "warmup shape",
-              "decay shape")
-    rows = []
-    for i in range(n):
-        start = columns["start"][i]
-        rows.append((
-            str(i),
-            _fmt_time(start),
-            _fmt_time(start + columns["length"][i]),
-            _fmt_time(columns["warmup"][i]),
-            f"{columns['init_value'][i]:.4g}",
-            f"{columns['peak'][i]:.4g}",
-            f"{columns['end_value'][i]:.4g}",
-            WarmupId(int(warm_ids[i])).name.lower(),
-            DecayId(int(decay_ids[i])).name.lower(),
-        ))
-    widths = [max(len(header[j]), *(len(r[j]) for r in rows)) for j in range(len(header))]
-    numeric = 7  # the first seven columns are right-aligned numbers
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [c.rjust(w) if j < numeric else c.ljust(w)
-                 for j, (c, w) in enumerate(zip(cells, widths, strict=True))]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join([line(header), *(line(r) for r in rows)])
-
-
-__all__ = ["DEFAULT_DPI", "PlotEvent", "describe_table", "plot_schedule"]

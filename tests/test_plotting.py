@@ -6,6 +6,7 @@ import collections
 import pathlib
 import re
 
+import jax
 import numpy as np
 import pytest
 
@@ -211,8 +212,8 @@ def _tables_before_and_after_an_early_stop():
 
 
 def test_history_draws_the_applied_rate_of_each_stretch():
-    from algoperf_reinit.plotting import _applied_values
     from algoperf_reinit.schedules import evaluate
+    from algoperf_reinit.schedules._host import applied_values as _applied_values
 
     before, after = _tables_before_and_after_an_early_stop()
     times = np.arange(0, 1000, 7, dtype=np.float32)
@@ -235,7 +236,7 @@ def test_history_changes_the_figure_and_is_deterministic(tmp_path):
 @pytest.mark.parametrize(("history", "error", "message"), [
     ("x", TypeError, "history must be a sequence"),
     ([(1.0,)], TypeError, r"history\[0\] must be a \(t, CycleTable\) pair"),
-    ([(float("nan"), None)], ValueError, r"history\[0\]\[0\] must be finite"),
+    ([(float("nan"), None)], ValueError, r"history\[0\]\[0\] must be a number, not NaN"),
     ([(1.0, "table")], TypeError, "table must be a CycleTable"),
 ])
 def test_bad_history_is_rejected(tmp_path, history, error, message):
@@ -259,3 +260,77 @@ def test_redraws_with_more_points_do_not_compile_again(tmp_path):
         plot_schedule(after, tmp_path / "b.png", history=[(300, before)])
         plot_schedule(before, tmp_path / "c.png", num_points=9000)
     assert [name for _, name, _ in counter.events if "evaluate" in name] == []
+
+
+# ------------------------------------------------------------------- geometry (no drawing)
+
+
+def _two_cycles():
+    return table_from_cycles([CycleSpec(100, warmup=10, peak=1.0, init_value=0.1)] * 2,
+                             capacity=4)
+
+
+def test_geometry_marks_boundaries_warmup_ends_and_axes():
+    from algoperf_reinit.plotting import schedule_geometry
+
+    geometry = schedule_geometry(_two_cycles(), num_points=50)
+    assert geometry.boundaries.tolist() == [100.0]
+    assert geometry.warmup_ends.t.tolist() == [10.0, 110.0]
+    np.testing.assert_allclose(geometry.warmup_ends.v, [1.0, 1.0])
+    assert geometry.xlim == (0.0, 200.0) and geometry.ylim == pytest.approx((0.0, 1.08))
+    assert (geometry.xlabel, geometry.title) == ("step", "2 cycles, budget 200 steps")
+    t, v = geometry.curve
+    assert t.dtype == np.float32 and v.dtype == np.float64 and np.all(np.diff(t) > 0)
+    # The restart is drawn as a jump: the time just before the boundary and the boundary.
+    at = int(np.searchsorted(t, np.float32(100.0)))
+    assert t[at] == 100.0 and t[at - 1] == np.nextafter(np.float32(100.0), np.float32(0))
+    assert v[at] == pytest.approx(0.1) and v[at - 1] < 1e-3
+    assert geometry.planned == () and geometry.events == () and geometry.evals.t.size == 0
+
+
+def test_geometry_groups_events_by_kind_and_keeps_marks_in_range():
+    from algoperf_reinit.plotting import EventMarks, schedule_geometry
+
+    events = [PlotEvent(50, "reinit"), PlotEvent(120, "early_stop", "plateau"),
+              {"step": 150, "kind": "reinit", "label": "b"}, PlotEvent(500, "reinit")]
+    geometry = schedule_geometry(_two_cycles(), events=events, eval_points=[0, 60, 300],
+                                 budget=180.0, clock="seconds", title="mine")
+    assert [m.kind for m in geometry.events] == ["reinit", "early_stop"]
+    reinit = geometry.events[0]
+    assert isinstance(reinit, EventMarks) and reinit.t.tolist() == [50.0, 150.0]
+    assert reinit.labels == (None, "b") and geometry.events[1].labels == ("plateau",)
+    np.testing.assert_allclose(reinit.v, [float(_two_cycles()(50)), float(_two_cycles()(150))])
+    assert geometry.evals.t.tolist() == [0.0, 60.0]  # 300 is past the budget
+    assert geometry.xlim == (0.0, 180.0) and geometry.xlabel == "seconds"
+    assert geometry.title == "mine" and geometry.curve.t[-1] == 180.0
+
+
+def test_geometry_of_a_history_applies_each_table_and_shows_the_old_plan():
+    from algoperf_reinit.plotting import schedule_geometry
+    from algoperf_reinit.schedules import evaluate
+
+    before, after = _tables_before_and_after_an_early_stop()
+    geometry = schedule_geometry(after, history=[(300, before)], num_points=100)
+    (planned,) = geometry.planned
+    # The old plan's first cycle ran to 500: drawn from the cut to just before its end.
+    assert planned.t[0] == 300.0 and planned.t[-1] == np.nextafter(np.float32(500), np.float32(0))
+    np.testing.assert_allclose(planned.v, np.asarray(evaluate(before, planned.t)), rtol=1e-6)
+    t, v = geometry.curve
+    np.testing.assert_allclose(v, np.where(t < 300, np.asarray(evaluate(before, t)),
+                                           np.asarray(evaluate(after, t))), rtol=1e-6)
+    # Warmup ends: the old table's before the cut, the new table's after it.
+    assert geometry.warmup_ends.t.tolist() == [50.0, 370.0]
+
+
+def test_plot_schedule_draws_the_geometry(tmp_path, monkeypatch):
+    from algoperf_reinit import plotting
+
+    drawn = []
+    monkeypatch.setattr(plotting, "_draw", lambda g, out, dpi: drawn.append((g, out, dpi)))
+    kwargs = dict(events=[PlotEvent(30, "reinit")], eval_points=[5, 40], num_points=64)
+    out = plotting.plot_schedule(_two_cycles(), tmp_path / "g.png", dpi=20, **kwargs)
+    ((geometry, path, dpi),) = drawn
+    assert (path, dpi) == (out, 20)
+    expected = plotting.schedule_geometry(_two_cycles(), **kwargs)
+    for got, want in zip(jax.tree.leaves(geometry), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -21,13 +21,14 @@ Semantics, for a stop at time ``t``:
   steps clock (the seed's rounding), ``f * length`` on the seconds clock. Its
   ``decay_begin`` keeps its relation to the warmup (equal to it, 0, or the same
   fraction of it). Peaks, init and end values and shapes are unchanged.
-* Decay parameters that carry a length are rescaled with the cycle (the table
-  stores only numbers, not whether they were defaults): the exponential decay's
-  transition length scales with the decay phase (``length - decay_begin``), so the
-  default (one transition over the decay phase) stays the default; the inverse
-  square root's timescale scales with ``max(warmup, 1)``, so its default (the
-  warmup length) stays the default. Cosine, linear, polynomial, constant and
-  warmup-stable-decay parameters are scale-free and kept.
+* Decay parameters that carry a length are rescaled with the cycle, as each decay
+  kind declares (``schedules._decays``; the table stores only numbers, not whether
+  they were defaults): the exponential decay's transition length scales with the
+  decay phase (``length - decay_begin``), so the default (one transition over the
+  decay phase) stays the default; the inverse square root's timescale scales with
+  ``max(warmup, 1)``, so its default (the warmup length) stays the default.
+  Cosine, linear, polynomial, constant and warmup-stable-decay parameters are
+  scale-free and kept.
 * No remaining cycle may be shorter than ``Redistribution.min_cycle_length`` (on the
   steps clock at least 1 step; the kept warmup fraction then always leaves at least
   one decay step). When the budget left cannot hold every remaining cycle, trailing
@@ -46,32 +47,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from algoperf_reinit.schedules._shapes import DecayId
-from algoperf_reinit.schedules._table import CLOCKS, CycleTable
+from algoperf_reinit import _validation
+from algoperf_reinit.schedules._decays import rescale
+from algoperf_reinit.schedules._table import CycleTable, check_clock
+
+__all__ = ["RULES", "EarlyStopResult", "Redistribution", "end_cycle_early"]
 
 RULES = ("equal", "proportional", "geometric")
 """How the budget left is split over the remaining cycles (see :class:`Redistribution`)."""
 
 # Values of a padding row (as written by ``table_from_cycles``).
 _PAD = {"start": np.inf, "length": 1.0, "warmup_param": 1.0}
-
-
-def _positive(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(
-            f"Redistribution.{field} must be a number, got {value!r} of type "
-            f"{type(value).__name__}"
-        )
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"Redistribution.{field} must be finite and > 0, got {value!r}")
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,16 +101,10 @@ class Redistribution:
     min_cycle_length: float = 1.0
 
     def __post_init__(self):
-        if not isinstance(self.rule, str):
-            raise TypeError(f"Redistribution.rule must be a string, got {self.rule!r}")
-        if self.rule not in RULES:
-            raise ValueError(
-                f"Redistribution.rule must be one of {RULES}, got {self.rule!r}"
-            )
-        object.__setattr__(self, "ratio", _positive("ratio", self.ratio))
-        object.__setattr__(
-            self, "min_cycle_length", _positive("min_cycle_length", self.min_cycle_length)
-        )
+        _validation.choice("Redistribution.rule", self.rule, RULES)
+        for name in ("ratio", "min_cycle_length"):
+            value = _validation.positive(f"Redistribution.{name}", getattr(self, name))
+            object.__setattr__(self, name, value)
         if self.rule != "geometric" and self.ratio != 1.0:
             raise ValueError(
                 f"Redistribution.ratio is used by rule 'geometric' only and must be 1.0 with "
@@ -169,8 +156,9 @@ class EarlyStopResult(NamedTuple):
 
 
 def _time(t: Any, clock: str) -> float:
+    rule = "a number (a step or a time)"
     if isinstance(t, bool | np.bool_):
-        raise TypeError(f"t must be a number (a step or a time), got {t!r}")
+        raise _validation.type_error("t", t, rule)
     try:
         value = np.asarray(t)
     except jax.errors.TracerArrayConversionError:
@@ -178,20 +166,16 @@ def _time(t: Any, clock: str) -> float:
                         "end_cycle_early on the host, outside jit") from None
     if value.ndim != 0 or not (np.issubdtype(value.dtype, np.integer)
                                or np.issubdtype(value.dtype, np.floating)):
-        raise TypeError(
-            f"t must be a number (a step or a time), got {t!r} of type {type(t).__name__}"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"t must be a finite number, got {t!r}")
+        raise _validation.type_error("t", t, rule)
+    value = _validation.real("t", float(value))
     if clock == "steps" and value != math.floor(value):
-        raise ValueError(f"t must be a whole number of steps on the 'steps' clock, got {t!r}")
+        raise _validation.value_error("t", t, "a whole number of steps on the 'steps' clock")
     return value
 
 
 def _host_columns(table: Any, clock: str) -> dict[str, np.ndarray]:
     if not isinstance(table, CycleTable):
-        raise TypeError(f"table must be a CycleTable, got {type(table).__name__}")
+        raise _validation.type_error("table", table, "a CycleTable")
     try:
         cols = {name: np.array(getattr(table, name)) for name in CycleTable._fields}
     except jax.errors.TracerArrayConversionError:
@@ -252,13 +236,8 @@ def _rescale_row(cols: dict[str, np.ndarray], i: int, new_length: float, clock: 
         new_begin = 0.0
     else:
         new_begin = begin * new_warmup / warmup
-    shape = int(cols["decay_shape"][i])
-    if shape == DecayId.EXPONENTIAL:
-        factor = (new_length - new_begin) / (length - begin)
-        cols["decay_params"][i, 0] = max(float(cols["decay_params"][i, 0]) * factor, 1e-30)
-    elif shape == DecayId.RSQRT:
-        factor = max(new_warmup, 1.0) / max(warmup, 1.0)
-        cols["decay_params"][i, 0] = float(cols["decay_params"][i, 0]) * factor
+    cols["decay_params"][i] = rescale(cols["decay_shape"][i], cols["decay_params"][i],
+                                      (length - begin, warmup), (new_length - new_begin, new_warmup))
     cols["length"][i] = new_length
     cols["warmup"][i] = new_warmup
     cols["decay_begin"][i] = new_begin
@@ -267,6 +246,76 @@ def _rescale_row(cols: dict[str, np.ndarray], i: int, new_length: float, clock: 
 def _pad_row(cols: dict[str, np.ndarray], i: int) -> None:
     for name, col in cols.items():
         col[i] = _PAD.get(name, 0)
+
+
+class _Units(NamedTuple):
+    """How times are rounded and written on a clock."""
+
+    grid: float  # the spacing new boundaries lie on
+    unit: str  # after a length: " steps" or " s"
+    at: str  # before a time: "step " or ""
+    fmt: Callable[[float], str]
+    min_length: float  # the shortest cycle the split may produce
+
+
+def _units(clock: str, end: float, redistribution: Redistribution) -> _Units:
+    if clock == "steps":
+        return _Units(1.0, " steps", "step ", lambda x: str(int(x)),
+                      float(max(math.ceil(redistribution.min_cycle_length), 1)))
+    return _Units(float(np.spacing(np.float32(end))), " s", "", "{:.10g}".format,
+                  redistribution.min_cycle_length)
+
+
+def _refusal(starts: np.ndarray, warmups: np.ndarray, t: float, u: _Units) -> tuple[int, str]:
+    """The cycle that owns ``t`` (-1 for none) and why it cannot end there ("" if it can)."""
+    n, end = len(starts) - 1, float(starts[-1])
+    if t < starts[0] or t >= end:
+        return -1, (f"not applied: {u.at}{u.fmt(t)} lies outside the schedule "
+                    f"[{u.fmt(starts[0])}, {u.fmt(end)}); no cycle owns it")
+    c = int(np.searchsorted(starts[:n], t, side="right")) - 1
+    if c == n - 1:
+        return c, (f"not applied: {u.at}{u.fmt(t)} is in the last cycle ({c}); no cycle is "
+                   "left to take the remaining budget, so the cycle continues")
+    elapsed, warmup = t - float(starts[c]), float(warmups[c])
+    if elapsed == 0:
+        return c, f"not applied: {u.at}{u.fmt(t)} is the start of cycle {c}; there is nothing to end"
+    if elapsed <= warmup:
+        return c, (f"not applied: cycle {c} is still in its warmup at {u.at}{u.fmt(t)} "
+                   f"({u.fmt(elapsed)} of {u.fmt(warmup)}{u.unit}); it must outlast its warmup")
+    return c, ""
+
+
+def _fit(t: float, end: float, planned: np.ndarray, redistribution: Redistribution, clock: str,
+         u: _Units) -> np.ndarray | None:
+    """New lengths of the first cycles after ``t`` that reach ``min_length``, or ``None``."""
+    for kept in range(planned.shape[0], 0, -1):
+        lengths = _split(end - t, t, end, redistribution.weights(planned[:kept]), clock, u.grid)
+        if lengths.min() >= u.min_length:
+            return lengths
+    return None
+
+
+def _reason(c: int, t: float, kept: int, dropped: int, budget: float, u: _Units) -> str:
+    share = (f"{kept} cycles share" if kept > 1 else "1 cycle gets")
+    reason = f"ended cycle {c} at {u.at}{u.fmt(t)}; {share} the remaining {u.fmt(budget)}{u.unit}"
+    if dropped:
+        reason += (f"; dropped {dropped} trailing cycle{'s' if dropped > 1 else ''}, which "
+                   f"did not fit (each cycle needs at least {u.fmt(u.min_length)}{u.unit})")
+    return reason
+
+
+def _stopped_table(table: CycleTable, cols: dict[str, np.ndarray], c: int, t: float,
+                   lengths: np.ndarray, n: int, clock: str) -> CycleTable:
+    """``table`` with cycle ``c`` ended at ``t`` and the next cycles given ``lengths``."""
+    cols["length"][c] = t - float(cols["start"][c])
+    for k, new_length in enumerate(lengths):
+        row = c + 1 + k
+        _rescale_row(cols, row, float(new_length), clock)
+        cols["start"][row] = t + float(np.sum(lengths[:k]))
+    for row in range(c + 1 + len(lengths), n):
+        _pad_row(cols, row)
+    return CycleTable(*(jnp.asarray(cols[name], np.asarray(getattr(table, name)).dtype)
+                        for name in CycleTable._fields))
 
 
 def end_cycle_early(
@@ -308,78 +357,37 @@ def end_cycle_early(
       >>> result.reason
       'ended cycle 1 at step 450; 1 cycle gets the remaining 450 steps'
     """
-    if clock not in CLOCKS:
-        raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
+    check_clock(clock)
     redistribution = Redistribution() if redistribution is None else redistribution
     if not isinstance(redistribution, Redistribution):
-        raise TypeError(
-            f"redistribution must be a Redistribution, got {type(redistribution).__name__}"
-        )
-    cols = _host_columns(table, clock)
-    t = _time(t, clock)
+        raise _validation.type_error("redistribution", redistribution, "a Redistribution")
+    cols, t = _host_columns(table, clock), _time(t, clock)
     old = table.boundaries()
     if not old:
         return EarlyStopResult(table, False, "not applied: the table has no cycles", -1, [], [],
                                0)
-    n = len(old) - 1
-    starts = np.asarray(old, np.float64)
-    end = float(starts[-1])
-    if clock == "steps":
-        grid, unit, at, fmt = 1.0, " steps", "step ", lambda x: str(int(x))
-        min_length = float(max(math.ceil(redistribution.min_cycle_length), 1))
-    else:
-        grid, unit, at, fmt = float(np.spacing(np.float32(end))), " s", "", "{:.10g}".format
-        t = math.floor(t / grid + 0.5) * grid
-        min_length = redistribution.min_cycle_length
+    n, starts, end = len(old) - 1, np.asarray(old, np.float64), float(old[-1])
+    u = _units(clock, end, redistribution)
+    if clock == "seconds":
+        t = math.floor(t / u.grid + 0.5) * u.grid
 
     def refuse(cycle: int, why: str) -> EarlyStopResult:
         return EarlyStopResult(table, False, why, cycle, old, list(old), 0)
 
-    if t < starts[0] or t >= end:
-        return refuse(-1, f"not applied: {at}{fmt(t)} lies outside the schedule "
-                          f"[{fmt(starts[0])}, {fmt(end)}); no cycle owns it")
-    c = int(np.searchsorted(starts[:n], t, side="right")) - 1
-    if c == n - 1:
-        return refuse(c, f"not applied: {at}{fmt(t)} is in the last cycle ({c}); no cycle is "
-                         "left to take the remaining budget, so the cycle continues")
-    elapsed = t - float(starts[c])
-    warmup = float(cols["warmup"][c])
-    if elapsed == 0:
-        return refuse(c, f"not applied: {at}{fmt(t)} is the start of cycle {c}; there is nothing "
-                         "to end")
-    if elapsed <= warmup:
-        return refuse(c, f"not applied: cycle {c} is still in its warmup at {at}{fmt(t)} "
-                         f"({fmt(elapsed)} of {fmt(warmup)}{unit}); it must outlast its warmup")
-
+    c, why = _refusal(starts, cols["warmup"], t, u)
+    if why:
+        return refuse(c, why)
     budget = end - t
-    planned = cols["length"][c + 1:n].astype(np.float64)
-    m = planned.shape[0]
-    for kept in range(m, 0, -1):
-        lengths = _split(budget, t, end, redistribution.weights(planned[:kept]), clock, grid)
-        if lengths.min() >= min_length:
-            break
-    else:
-        return refuse(c, f"not applied: the remaining {fmt(budget)}{unit} after {at}{fmt(t)} "
-                         f"cannot hold one cycle of at least {fmt(min_length)}{unit}")
-
-    cols["length"][c] = elapsed
-    for k, new_length in enumerate(lengths):
-        row = c + 1 + k
-        _rescale_row(cols, row, float(new_length), clock)
-        cols["start"][row] = t + float(np.sum(lengths[:k]))
-    for row in range(c + 1 + kept, n):
-        _pad_row(cols, row)
-    new_table = CycleTable(*(jnp.asarray(cols[name], np.asarray(getattr(table, name)).dtype)
-                             for name in CycleTable._fields))
+    lengths = _fit(t, end, cols["length"][c + 1:n].astype(np.float64), redistribution, clock, u)
+    if lengths is None:
+        return refuse(c, f"not applied: the remaining {u.fmt(budget)}{u.unit} after "
+                         f"{u.at}{u.fmt(t)} cannot hold one cycle of at least "
+                         f"{u.fmt(u.min_length)}{u.unit}")
+    new_table = _stopped_table(table, cols, c, t, lengths, n, clock)
     new = new_table.boundaries()
-    if np.any(np.diff(np.asarray(new_table.start)[: c + 1 + kept]) <= 0):
+    if np.any(np.diff(np.asarray(new_table.start)[: c + 1 + len(lengths)]) <= 0):
         return refuse(c, f"not applied: the new boundaries {new} are not strictly increasing "
                          "in float32")
-
-    dropped = m - kept
-    share = (f"{kept} cycles share" if kept > 1 else "1 cycle gets")
-    reason = f"ended cycle {c} at {at}{fmt(t)}; {share} the remaining {fmt(budget)}{unit}"
-    if dropped:
-        reason += (f"; dropped {dropped} trailing cycle{'s' if dropped > 1 else ''}, which "
-                   f"did not fit (each cycle needs at least {fmt(min_length)}{unit})")
-    return EarlyStopResult(new_table, True, reason, c, old, new, dropped)
+    dropped = n - c - 1 - len(lengths)
+    return EarlyStopResult(new_table, True, _reason(c, t, len(lengths), dropped, budget, u), c,
+                           old, new, dropped)

@@ -2,16 +2,19 @@
 
 A schedule here is a :class:`CycleTable`: a pytree of per-cycle arrays that is
 also an ``optax.Schedule`` (call it with a step). See ``_table`` for the boundary
-convention and ``_config`` for the rules that split a budget into cycles.
+convention, ``_config`` for the rules that split a budget into cycles, and
+``_decays`` for what each decay kind takes and stores.
+
+Naming: the AlgoPerf-facing builders (``warmup_fn``, ``decay_fn``,
+``combine_warmup_decay_fn``, ``jax_lr_schedule``) read the ``learning_rate`` and
+``warmup_factor`` hyperparameters; the table builders (``plan_cycles``,
+``build_cycle_table``, ``CycleSpec``) call the same values ``peak`` and
+``warmup_fraction``. Error messages name what the caller passed.
 """
 
 from algoperf_reinit.schedules._compat import pytorch_cosine_warm_restarts, timm_cosine
-from algoperf_reinit.schedules._config import (
-    ScheduleConfig,
-    build_cycle_table,
-    cycle_lengths,
-    plan_cycles,
-)
+from algoperf_reinit.schedules._config import ScheduleConfig
+from algoperf_reinit.schedules._plan import build_cycle_table, cycle_lengths, plan_cycles
 from algoperf_reinit.schedules._scale import (
     CycleScheduleState,
     current_cycle,

@@ -17,18 +17,13 @@ with transcriptions of those formulas.
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
+from algoperf_reinit import _validation
 from algoperf_reinit.schedules._shapes import Decay
 from algoperf_reinit.schedules._table import CycleSpec, CycleTable, table_from_cycles
 
-
-def _positive(field: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{field} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{field} must be a finite number > 0, got {value!r}")
-    return float(value)
+__all__ = ["pytorch_cosine_warm_restarts", "timm_cosine"]
 
 
 def _clock(lengths: list[float], warmup: float) -> str:
@@ -58,13 +53,15 @@ def pytorch_cosine_warm_restarts(
     Returns:
       The table; ``table(step)`` equals the scheduler's learning rate after ``step``
       calls of ``scheduler.step()``.
+
+    Raises:
+      TypeError: for ``T_0``/``T_mult`` that are not ints, or a non-number.
+      ValueError: for a value out of range.
     """
-    if isinstance(T_0, bool) or not isinstance(T_0, int) or T_0 < 1:
-        raise ValueError(f"T_0 must be an int >= 1, got {T_0!r}")
-    if isinstance(T_mult, bool) or not isinstance(T_mult, int) or T_mult < 1:
-        raise ValueError(f"T_mult must be an int >= 1, got {T_mult!r}")
-    budget = _positive("budget", budget)
-    base_lr = _positive("base_lr", base_lr)
+    T_0 = _validation.integer("T_0", T_0, minimum=1)
+    T_mult = _validation.integer("T_mult", T_mult, minimum=1)
+    budget = _validation.positive("budget", budget)
+    base_lr = _validation.positive("base_lr", base_lr)
     lengths: list[float] = []
     while sum(lengths) < budget:
         lengths.append(float(T_0 * T_mult ** len(lengths)))
@@ -107,35 +104,42 @@ def timm_cosine(
 
     Returns:
       The table; ``table(t)`` equals ``scheduler._get_lr(t)`` for every step ``t``.
+
+    Raises:
+      TypeError: for a ``cycle_limit`` that is not an int, or a non-number.
+      ValueError: for a value out of range, or a warmup that does not end inside
+        the first cycle without ``warmup_prefix``.
     """
-    base_lr = _positive("base_lr", base_lr)
-    t_initial = _positive("t_initial", t_initial)
-    cycle_mul = _positive("cycle_mul", cycle_mul)
-    cycle_decay = _positive("cycle_decay", cycle_decay)
-    k_decay = _positive("k_decay", k_decay)
-    if isinstance(cycle_limit, bool) or not isinstance(cycle_limit, int) or cycle_limit < 1:
-        raise ValueError(f"cycle_limit must be an int >= 1, got {cycle_limit!r}")
-    if not math.isfinite(warmup_t) or warmup_t < 0:
-        raise ValueError(f"warmup_t must be a finite number >= 0, got {warmup_t!r}")
+    base_lr, t_initial, cycle_mul, cycle_decay, k_decay = (
+        _validation.positive(name, value) for name, value in (
+            ("base_lr", base_lr), ("t_initial", t_initial), ("cycle_mul", cycle_mul),
+            ("cycle_decay", cycle_decay), ("k_decay", k_decay)))
+    cycle_limit = _validation.integer("cycle_limit", cycle_limit, minimum=1)
+    _validation.non_negative("warmup_t", warmup_t)
     if not warmup_prefix and warmup_t >= t_initial:
         raise ValueError(
             f"without warmup_prefix the warmup must end inside the first cycle: warmup_t "
             f"({warmup_t!r}) must be < t_initial ({t_initial!r})"
         )
-    lengths = [t_initial * cycle_mul**i for i in range(cycle_limit)]
-    cycles = []
-    for i, length in enumerate(lengths):
-        spec = dict(
-            length=length, peak=base_lr * cycle_decay**i, end_value=lr_min,
-            warmup_shape="none", decay_shape=Decay.cosine(k_decay=k_decay),
-        )
-        if i == 0 and warmup_t > 0:
-            spec.update(
-                warmup=float(warmup_t), init_value=warmup_lr_init, warmup_shape="linear",
-                length=length + warmup_t if warmup_prefix else length,
-                decay_begin=None if warmup_prefix else 0.0,
-            )
-        cycles.append(CycleSpec(**spec))
+    cycles = [_timm_cycle(i, base_lr, t_initial * cycle_mul**i, lr_min, cycle_decay, k_decay,
+                          warmup_t, warmup_lr_init, warmup_prefix) for i in range(cycle_limit)]
     return table_from_cycles(
         cycles, capacity=capacity, clock=_clock([c.length for c in cycles], warmup_t)
     )
+
+
+def _timm_cycle(i: int, base_lr: float, length: float, lr_min: float, cycle_decay: float,
+                k_decay: float, warmup_t: Any, warmup_lr_init: float,
+                warmup_prefix: bool) -> CycleSpec:
+    """Cycle ``i`` of :func:`timm_cosine`; the first one carries the warmup."""
+    spec: dict[str, Any] = dict(
+        length=length, peak=base_lr * cycle_decay**i, end_value=lr_min,
+        warmup_shape="none", decay_shape=Decay.cosine(k_decay=k_decay),
+    )
+    if i == 0 and warmup_t > 0:
+        spec.update(
+            warmup=float(warmup_t), init_value=warmup_lr_init, warmup_shape="linear",
+            length=length + warmup_t if warmup_prefix else length,
+            decay_begin=None if warmup_prefix else 0.0,
+        )
+    return CycleSpec(**spec)

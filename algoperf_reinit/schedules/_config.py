@@ -1,9 +1,9 @@
-"""Rules that turn a budget, a peak and a warmup fraction into cycles.
+"""The rules that turn a budget, a peak and a warmup fraction into cycles.
 
 :class:`ScheduleConfig` is the frozen, validated form of the seed design's
 ``schedule_params``: how the budget is split into cycles and how each cycle is
-altered. :func:`plan_cycles` applies it on the host (float64) and
-:func:`build_cycle_table` turns the plan into a :class:`CycleTable`.
+altered. ``_plan`` applies it on the host (float64): :func:`plan_cycles` gives the
+cycles and :func:`build_cycle_table` the :class:`CycleTable`.
 
 How a budget ``B`` is split (first rule that applies):
 
@@ -18,10 +18,13 @@ On the ``steps`` clock the boundaries are whole steps: boundary ``k`` is
 ``floor(sum of the first k lengths)``, so equal cycles split ``B`` as evenly as
 integers allow. ``cycle_limit`` then keeps only the first ``cycle_limit`` cycles.
 
-Cycle ``i`` then gets (``lr`` and ``wf`` are the base peak and warmup fraction):
+Cycle ``i`` then gets (``peak`` and ``warmup_fraction`` are the base values: the
+``learning_rate`` and ``warmup_factor`` hyperparameters when the table is built by
+``jax_lr_schedule``):
 
-* ``peak_i = (lr + alter_lr[i]) * lr_scales[i] * cycle_decay ** i``
-* warmup fraction ``f_i = (wf + alter_warmup[i]) * warmup_scales[i]`` in ``[0, 1)``
+* ``peak_i = (peak + alter_lr[i]) * lr_scales[i] * cycle_decay ** i``
+* warmup fraction ``f_i = (warmup_fraction + alter_warmup[i]) * warmup_scales[i]``,
+  in ``[0, 1)``
 * warmup length ``int(f_i * length_i)`` on the steps clock (as in the seed),
   ``f_i * length_i`` on the seconds clock; 0 when its warmup shape is ``none``.
 * ``init_value[i]`` (absolute) and ``end_value[i]`` (absolute) or, when
@@ -34,25 +37,29 @@ per cycle; all sequences must have the same length.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Mapping, Sequence
+import types
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from algoperf_reinit import _validation
 from algoperf_reinit.schedules import _shapes
-from algoperf_reinit.schedules._table import CLOCKS, CycleSpec, CycleTable, table_from_cycles
+from algoperf_reinit.schedules._table import check_clock
 
-_PER_CYCLE_FIELDS = (
-    "warmup_shapes",
-    "decay_shapes",
-    "alter_lr",
-    "alter_warmup",
-    "lr_scales",
-    "warmup_scales",
-    "init_value",
-    "end_value",
-)
+__all__ = ["ScheduleConfig"]
+
+# How each per-cycle field checks one value (a scalar, or one entry of a sequence).
+_PER_CYCLE: Mapping[str, Callable[[str, Any], Any]] = types.MappingProxyType({
+    "warmup_shapes": lambda field, value: _shapes.warmup_shape(value, field),
+    "decay_shapes": lambda field, value: _shapes.decay_shape(value, field),
+    "alter_lr": _validation.real,
+    "alter_warmup": _validation.real,
+    "lr_scales": _validation.non_negative,
+    "warmup_scales": _validation.non_negative,
+    "init_value": _validation.non_negative,
+    "end_value": _validation.non_negative,
+})
 
 # Keys of the seed design's schedule_params dict: aliases of config fields, and the
 # seed's own run-state keys, which this object does not hold (accepted, ignored).
@@ -75,23 +82,48 @@ _SEED_IGNORED = (
 )
 
 
-def _number(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise TypeError(f"{field} must be a number, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{field} must not be NaN")
-    if not math.isfinite(value):
-        raise ValueError(f"{field} must be finite, got {value!r}")
-    return value
 
-
-def _as_tuple(field: str, value: Any) -> tuple | None:
+def _as_tuple(value: Any) -> tuple | None:
+    """``value`` as a tuple if it is a sequence (not a string), else ``None``."""
     if value is None:
         return None
     if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
         return None
     return tuple(value)
+
+
+def _per_cycle(name: str, value: Any, counts: dict[str, int]) -> Any:
+    """A per-cycle field checked: a scalar, or a tuple (its length noted in ``counts``)."""
+    check = _PER_CYCLE[name]
+    seq = _as_tuple(value)
+    if seq is None:
+        return check(name, value)
+    if not seq:
+        raise _validation.value_error(name, value, "a scalar or a non-empty sequence")
+    counts[name] = len(seq)
+    return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(seq))
+
+
+def _lengths(name: str, value: Any, counts: dict[str, int]) -> tuple[float, ...]:
+    """``cycle_lengths`` or ``cycle_fractions``: a non-empty tuple of numbers > 0."""
+    seq = _as_tuple(value)
+    if seq is None:
+        raise _validation.type_error(name, value, "a non-empty sequence of numbers or None")
+    if not seq:
+        raise _validation.value_error(name, value, "a non-empty sequence of numbers or None")
+    counts[name] = len(seq)
+    return tuple(_validation.positive(f"{name}[{i}]", v) for i, v in enumerate(seq))
+
+
+def _agreed_count(counts: dict[str, int]) -> int:
+    """The number of cycles all per-cycle settings agree on (1 when none says)."""
+    if len(set(counts.values())) > 1:
+        detail = ", ".join(f"{k}={v}" for k, v in counts.items())
+        raise ValueError(
+            f"per-cycle settings disagree on the number of cycles ({detail}); give every "
+            "sequence one entry per cycle, or a scalar to use for all cycles"
+        )
+    return next(iter(counts.values()), 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,35 +181,13 @@ class ScheduleConfig:
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
-        if self.clock not in CLOCKS:
-            raise ValueError(f"clock must be one of {CLOCKS}, got {self.clock!r}")
-
-        lengths: dict[str, int] = {}
-        for name in _PER_CYCLE_FIELDS:
-            value = getattr(self, name)
-            seq = _as_tuple(name, value)
-            if seq is not None:
-                if not seq:
-                    raise ValueError(f"{name} must not be an empty sequence")
-                lengths[name] = len(seq)
-                convert = self._converter(name)
-                set_(name, tuple(convert(f"{name}[{i}]", v) for i, v in enumerate(seq)))
-            else:
-                set_(name, self._converter(name)(name, value))
-
+        check_clock(self.clock)
+        counts: dict[str, int] = {}
+        for name in _PER_CYCLE:
+            set_(name, _per_cycle(name, getattr(self, name), counts))
         for name in ("cycle_lengths", "cycle_fractions"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            seq = _as_tuple(name, value)
-            if not seq:
-                raise ValueError(f"{name} must be a non-empty sequence of numbers, got {value!r}")
-            seq = tuple(_number(f"{name}[{i}]", v) for i, v in enumerate(seq))
-            for i, v in enumerate(seq):
-                if v <= 0:
-                    raise ValueError(f"{name}[{i}] must be > 0, got {v!r}")
-            set_(name, seq)
-            lengths[name] = len(seq)
+            if getattr(self, name) is not None:
+                set_(name, _lengths(name, getattr(self, name), counts))
         if self.cycle_lengths is not None and self.cycle_fractions is not None:
             raise ValueError("give cycle_lengths or cycle_fractions, not both")
         if self.cycle_fractions is not None and abs(sum(self.cycle_fractions) - 1.0) > 1e-6:
@@ -185,49 +195,16 @@ class ScheduleConfig:
                 f"cycle_fractions must sum to 1, got {self.cycle_fractions!r} "
                 f"(sum {sum(self.cycle_fractions)!r})"
             )
-
         if self.num_cycles is not None:
-            n = self.num_cycles
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"num_cycles must be an int >= 1, got {n!r}")
-            lengths["num_cycles"] = n
-        if len(set(lengths.values())) > 1:
-            detail = ", ".join(f"{k}={v}" for k, v in lengths.items())
-            raise ValueError(
-                f"per-cycle settings disagree on the number of cycles ({detail}); give every "
-                "sequence one entry per cycle, or a scalar to use for all cycles"
-            )
-        set_("num_cycles", next(iter(lengths.values()), 1))
-
+            counts["num_cycles"] = _validation.integer("num_cycles", self.num_cycles, minimum=1)
+        set_("num_cycles", _agreed_count(counts))
         for name in ("cycle_mul", "cycle_decay"):
-            value = _number(name, getattr(self, name))
-            if value <= 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
-            set_(name, value)
-        if self.cycle_limit is not None:
-            limit = self.cycle_limit
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-                raise ValueError(f"cycle_limit must be an int >= 1 or None, got {limit!r}")
-        if self.end_factor is not None:
-            factor = _number("end_factor", self.end_factor)
-            if not 0 <= factor <= 1:
-                raise ValueError(f"end_factor must be in [0, 1], got {factor!r}")
-            set_("end_factor", factor)
-
-    @staticmethod
-    def _converter(name: str):
-        if name == "warmup_shapes":
-            return lambda field, v: _shapes.warmup_shape(v, field)
-        if name == "decay_shapes":
-            return lambda field, v: _shapes.decay_shape(v, field)
-
-        def number(field, v):
-            value = _number(field, v)
-            if name in ("lr_scales", "warmup_scales", "init_value", "end_value") and value < 0:
-                raise ValueError(f"{field} must be >= 0, got {value!r}")
-            return value
-
-        return number
+            set_(name, _validation.positive(name, getattr(self, name)))
+        set_("cycle_limit", _validation.optional(
+            _validation.integer, "cycle_limit", self.cycle_limit, minimum=1,
+            fix="or None for no limit"))
+        set_("end_factor",
+             _validation.optional(_validation.unit_interval, "end_factor", self.end_factor))
 
     def per_cycle(self, name: str, i: int) -> Any:
         """Value of per-cycle field ``name`` for cycle ``i``."""
@@ -252,24 +229,20 @@ class ScheduleConfig:
           The validated config.
 
         Raises:
-          ValueError: for an unknown key (named in the message), or two keys that mean
-            the same field.
-          TypeError: if ``params`` is not a mapping.
+          ValueError: for an unknown key (named in the message, with the valid keys
+            and the closest one), or two keys that mean the same field.
+          TypeError: if ``params`` is not a mapping, or a key is not a string.
         """
         if not isinstance(params, Mapping):
-            raise TypeError(f"schedule_params must be a mapping, got {type(params).__name__}")
+            raise _validation.type_error("schedule_params", params, "a mapping")
         fields = {f.name for f in dataclasses.fields(cls)}
+        valid = sorted(fields | set(_SEED_ALIASES) | set(_SEED_IGNORED))
         kwargs: dict[str, Any] = {}
         source: dict[str, str] = {}
         for key, value in params.items():
-            if key in _SEED_IGNORED:
+            if _validation.choice("schedule_params key", key, valid) in _SEED_IGNORED:
                 continue
             name = _SEED_ALIASES.get(key, key)
-            if name not in fields:
-                valid = sorted(fields | set(_SEED_ALIASES) | set(_SEED_IGNORED))
-                raise ValueError(
-                    f"schedule_params has an unknown key {key!r}; valid keys: {', '.join(valid)}"
-                )
             if name in kwargs:
                 raise ValueError(
                     f"schedule_params keys {source[name]!r} and {key!r} both set {name!r}; "
@@ -278,156 +251,3 @@ class ScheduleConfig:
             kwargs[name] = value
             source[name] = key
         return cls(**kwargs)
-
-
-def _budget(budget: Any, clock: str) -> float:
-    value = _number("budget", budget)
-    if value <= 0:
-        raise ValueError(f"budget must be > 0, got {value!r}")
-    if clock == "steps" and value != int(value):
-        raise ValueError(f"budget must be a whole number of steps on the 'steps' clock, got {value!r}")
-    return value
-
-
-def cycle_lengths(config: ScheduleConfig, budget: float) -> list[float]:
-    """Cycle lengths for ``budget`` under ``config`` (before ``cycle_limit``).
-
-    Args:
-      config: the schedule configuration.
-      budget: total budget in clock units (steps or seconds).
-
-    Returns:
-      One length per cycle; whole numbers on the steps clock.
-
-    Raises:
-      ValueError: for a non-positive budget, explicit lengths that exceed it, or more
-        cycles than whole steps.
-    """
-    budget = _budget(budget, config.clock)
-    n = config.num_cycles
-    if config.cycle_lengths is not None:
-        lengths = np.array(config.cycle_lengths, np.float64)
-        if lengths.sum() > budget * (1 + 1e-9):
-            raise ValueError(
-                f"cycle_lengths sum to {lengths.sum():g}, more than the budget {budget:g}"
-            )
-    elif config.cycle_fractions is not None:
-        lengths = np.array(config.cycle_fractions, np.float64) * budget
-    else:
-        weights = config.cycle_mul ** np.arange(n, dtype=np.float64)
-        lengths = budget * weights / weights.sum()
-    if config.clock == "steps":
-        ends = np.floor(np.cumsum(lengths) + 1e-9)
-        lengths = np.diff(np.concatenate([[0.0], ends]))
-        if np.any(lengths < 1):
-            raise ValueError(
-                f"{len(lengths)} cycles do not fit in a budget of {budget:g} steps: a cycle "
-                f"would be shorter than one step (lengths {lengths.tolist()}); use fewer cycles"
-            )
-    return lengths.tolist()
-
-
-def plan_cycles(
-    config: ScheduleConfig,
-    budget: float,
-    peak: float,
-    warmup_fraction: float,
-) -> list[CycleSpec]:
-    """Applies ``config`` to a budget, base peak and base warmup fraction.
-
-    Args:
-      config: the schedule configuration.
-      budget: total budget in clock units.
-      peak: base peak value (``learning_rate``).
-      warmup_fraction: base warmup fraction of each cycle (``warmup_factor``).
-
-    Returns:
-      The cycles, in order, after ``cycle_limit``.
-
-    Raises:
-      ValueError: naming the cycle and field when a cycle breaks a rule.
-    """
-    peak = _number("learning_rate", peak)
-    if peak <= 0:
-        raise ValueError(f"learning_rate must be > 0, got {peak!r}")
-    warmup_fraction = _number("warmup_factor", warmup_fraction)
-    lengths = cycle_lengths(config, budget)
-    if config.cycle_limit is not None:
-        lengths = lengths[: config.cycle_limit]
-    cycles = []
-    for i, length in enumerate(lengths):
-        cycle_peak = (
-            (peak + config.per_cycle("alter_lr", i))
-            * config.per_cycle("lr_scales", i)
-            * config.cycle_decay**i
-        )
-        if cycle_peak <= 0:
-            raise ValueError(
-                f"cycle {i}: peak must be > 0, got {cycle_peak!r} (learning_rate={peak!r}, "
-                f"alter_lr={config.per_cycle('alter_lr', i)!r}, "
-                f"lr_scales={config.per_cycle('lr_scales', i)!r})"
-            )
-        fraction = (warmup_fraction + config.per_cycle("alter_warmup", i)) * config.per_cycle(
-            "warmup_scales", i
-        )
-        if not 0 <= fraction < 1:
-            raise ValueError(
-                f"cycle {i}: warmup fraction must be in [0, 1), got {fraction!r} "
-                f"(warmup_factor={warmup_fraction!r}, "
-                f"alter_warmup={config.per_cycle('alter_warmup', i)!r})"
-            )
-        warmup_shape = config.per_cycle("warmup_shapes", i)
-        if warmup_shape.kind == "none":
-            warmup = 0.0
-        elif config.clock == "steps":
-            warmup = float(int(fraction * length))
-        else:
-            warmup = fraction * length
-        end = (
-            config.end_factor * cycle_peak
-            if config.end_factor is not None
-            else config.per_cycle("end_value", i)
-        )
-        cycles.append(
-            CycleSpec(
-                length=length,
-                warmup=warmup,
-                peak=cycle_peak,
-                init_value=config.per_cycle("init_value", i),
-                end_value=end,
-                warmup_shape=warmup_shape,
-                decay_shape=config.per_cycle("decay_shapes", i),
-            )
-        )
-    return cycles
-
-
-def build_cycle_table(
-    config: ScheduleConfig,
-    budget: float,
-    peak: float,
-    warmup_fraction: float,
-    *,
-    capacity: int | None = None,
-) -> CycleTable:
-    """Builds the cycle table for a budget, base peak and base warmup fraction.
-
-    Args:
-      config: the schedule configuration.
-      budget: total budget in clock units (steps or seconds).
-      peak: base peak value (``learning_rate``).
-      warmup_fraction: base warmup fraction of each cycle.
-      capacity: number of table rows (padding allows later tables with more cycles to
-        reuse compiled code); ``None`` means the number of cycles.
-
-    Returns:
-      The table.
-
-    Example:
-      >>> table = build_cycle_table(ScheduleConfig(num_cycles=3), 300, 1e-3, 0.1)
-      >>> table.boundaries()
-      [0.0, 100.0, 200.0, 300.0]
-    """
-    cycles = plan_cycles(config, budget, peak, warmup_fraction)
-    return table_from_cycles(cycles, capacity=capacity, clock=config.clock)
-

@@ -20,12 +20,20 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from algoperf_reinit.schedules._table import CLOCKS, CycleTable, cycle_index
+from algoperf_reinit import _validation
+from algoperf_reinit.schedules._table import CycleTable, check_clock, cycle_index
 
-_INT32_MAX = np.iinfo(np.int32).max
+__all__ = [
+    "CycleScheduleState",
+    "current_cycle",
+    "current_learning_rate",
+    "replace_table",
+    "scale_by_cycle_table",
+    "schedule_state",
+    "set_clock_time",
+]
 
 
 class CycleScheduleState(NamedTuple):
@@ -64,9 +72,8 @@ def scale_by_cycle_table(table: CycleTable, clock: str = "steps") -> optax.Gradi
       >>> tx = optax.chain(optax.scale_by_adam(), scale_by_cycle_table(table))
     """
     if not isinstance(table, CycleTable):
-        raise TypeError(f"table must be a CycleTable, got {type(table).__name__}")
-    if clock not in CLOCKS:
-        raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
+        raise _validation.type_error("table", table, "a CycleTable")
+    check_clock(clock)
 
     def init_fn(params):
         del params
@@ -82,8 +89,7 @@ def scale_by_cycle_table(table: CycleTable, clock: str = "steps") -> optax.Gradi
         position = state.step if clock == "steps" else state.time
         lr = state.table(position)
         updates = jax.tree.map(lambda u: (-lr * u).astype(u.dtype), updates)
-        step = jnp.where(state.step < _INT32_MAX, state.step + 1, state.step)
-        return updates, state._replace(step=step)
+        return updates, state._replace(step=optax.safe_int32_increment(state.step))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -109,7 +115,8 @@ def schedule_state(opt_state: Any) -> CycleScheduleState:
     if not states:
         raise ValueError(
             "opt_state holds no CycleScheduleState; build the optimizer with "
-            "scale_by_cycle_table (e.g. algoperf_reinit.optim.cycle_nadamw)"
+            "scale_by_cycle_table (e.g. algoperf_reinit.optim.nadamw(table), which holds a "
+            "CycleTable learning rate in its state)"
         )
     return states[0]
 
@@ -137,11 +144,12 @@ def replace_table(opt_state: Any, table: CycleTable) -> Any:
       The new state (same tree structure, shapes and dtypes).
 
     Raises:
+      TypeError: if ``table`` is not a CycleTable.
       ValueError: if there is no schedule state, or the new table's capacity or
         dtypes differ from the old one's.
     """
     if not isinstance(table, CycleTable):
-        raise TypeError(f"table must be a CycleTable, got {type(table).__name__}")
+        raise _validation.type_error("table", table, "a CycleTable")
 
     def swap(state: CycleScheduleState) -> CycleScheduleState:
         for name, old, new in zip(CycleTable._fields, state.table, table, strict=True):

@@ -3,8 +3,14 @@
 ``warmup_fn`` and ``decay_fn`` build one piece each, ``combine_warmup_decay_fn``
 joins them into one cycle, and ``jax_lr_schedule`` builds the whole multi-cycle
 schedule for a run. All of them read ``learning_rate`` and ``warmup_factor`` from
-the hyperparameters (AlgoPerf's namedtuple or a mapping) and take the seed's
+the hyperparameters (AlgoPerf's namedtuple, a mapping, or any form
+``algoperf_reinit._hyperparameters.as_mapping`` reads) and take the seed's
 ``alter_lr_by`` / ``alter_warmup_by`` adjustments.
+
+Naming: this is the AlgoPerf-facing edge, so values and error messages use the
+hyperparameter names (``learning_rate``, ``warmup_factor``). The table builders
+underneath call the same values ``peak`` and ``warmup_fraction``
+(``build_cycle_table``, ``plan_cycles``, ``CycleSpec``).
 
 Step arithmetic is the seed's: a cycle of ``L`` steps warms up for
 ``int((warmup_factor + alter_warmup_by) * L)`` steps, and cycles split
@@ -20,57 +26,43 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from algoperf_reinit.schedules import _shapes
-from algoperf_reinit.schedules._config import ScheduleConfig, build_cycle_table
+from algoperf_reinit import _validation
+from algoperf_reinit._hyperparameters import hyperparameter
+from algoperf_reinit.schedules import _decays, _shapes
+from algoperf_reinit.schedules._config import ScheduleConfig
+from algoperf_reinit.schedules._plan import HYPERPARAMETER_NAMES, plan
 from algoperf_reinit.schedules._shapes import Decay, Warmup
 from algoperf_reinit.schedules._table import CycleSpec, CycleTable, table_from_cycles
 
-
-def hyperparameter(hyperparameters: Any, name: str) -> Any:
-    """Reads ``name`` from an AlgoPerf hyperparameter namedtuple or a mapping.
-
-    Args:
-      hyperparameters: an object with attribute ``name`` or a mapping with key ``name``.
-      name: the hyperparameter.
-
-    Returns:
-      Its value.
-
-    Raises:
-      ValueError: if it is missing (the message says which name).
-    """
-    if isinstance(hyperparameters, Mapping):
-        if name in hyperparameters:
-            return hyperparameters[name]
-    elif hasattr(hyperparameters, name):
-        return getattr(hyperparameters, name)
-    raise ValueError(
-        f"hyperparameters must provide {name!r} (as an attribute or a mapping key); got "
-        f"{hyperparameters!r}"
-    )
+__all__ = [
+    "DecayPiece",
+    "LRSchedule",
+    "WarmupPiece",
+    "combine_warmup_decay_fn",
+    "decay_fn",
+    "hyperparameter",
+    "jax_lr_schedule",
+    "warmup_fn",
+]
 
 
 def _step_hint(step_hint: Any) -> int:
-    if isinstance(step_hint, bool) or not isinstance(step_hint, int) or step_hint < 1:
-        if isinstance(step_hint, float) and step_hint.is_integer() and step_hint >= 1:
-            return int(step_hint)
-        raise ValueError(f"step_hint must be a whole number of steps >= 1, got {step_hint!r}")
-    return step_hint
+    return _validation.integer("step_hint", step_hint, minimum=1, whole_floats=True)
 
 
 def _peak_and_warmup(step_hint, hyperparameters, alter_lr_by, alter_warmup_by):
     step_hint = _step_hint(step_hint)
-    peak = float(hyperparameter(hyperparameters, "learning_rate")) + float(alter_lr_by)
-    if not peak > 0:
-        raise ValueError(
-            f"learning_rate + alter_lr_by must be > 0, got {peak!r} (alter_lr_by={alter_lr_by!r})"
-        )
-    fraction = float(hyperparameter(hyperparameters, "warmup_factor")) + float(alter_warmup_by)
-    if not 0 <= fraction < 1:
-        raise ValueError(
-            f"warmup_factor + alter_warmup_by must be in [0, 1), got {fraction!r} "
-            f"(alter_warmup_by={alter_warmup_by!r})"
-        )
+    learning_rate = _validation.real("learning_rate", hyperparameter(hyperparameters,
+                                                                     "learning_rate"))
+    alter_lr_by = _validation.real("alter_lr_by", alter_lr_by)
+    peak = _validation.positive("learning_rate + alter_lr_by", learning_rate + alter_lr_by,
+                                fix=f"alter_lr_by={alter_lr_by!r}")
+    warmup_factor = _validation.real("warmup_factor", hyperparameter(hyperparameters,
+                                                                     "warmup_factor"))
+    alter_warmup_by = _validation.real("alter_warmup_by", alter_warmup_by)
+    fraction = _validation.in_range(
+        "warmup_factor + alter_warmup_by", warmup_factor + alter_warmup_by, 0.0, 1.0,
+        high_open=True, fix=f"alter_warmup_by={alter_warmup_by!r}")
     return step_hint, peak, int(fraction * step_hint)
 
 
@@ -113,7 +105,7 @@ class DecayPiece:
     def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
         t = jnp.asarray(step, jnp.float32)
         params = jnp.asarray(self.shape.params(self.steps, 0.0), jnp.float32)
-        return _shapes.decay_value(
+        return _decays.decay_value(
             self.shape.shape_id, jnp.clip(t, 0.0, self.steps), jnp.float32(self.steps), jnp.float32(0.0),
             jnp.float32(self.peak), jnp.float32(self.end_value), params,
         )
@@ -144,7 +136,7 @@ def warmup_fn(
 
     Example:
       >>> piece = warmup_fn(1000, {"learning_rate": 1e-3, "warmup_factor": 0.05})
-      >>> piece.steps, float(piece(25))
+      >>> piece.steps, round(float(piece(25)), 9)
       (50, 0.0005)
     """
     step_hint, peak, steps = _peak_and_warmup(step_hint, hyperparameters, alter_lr_by,
@@ -152,8 +144,8 @@ def warmup_fn(
     warmup = _shapes.warmup_shape(shape, "shape")
     if warmup.kind == "none":
         steps = 0
-    if not 0 <= init_value <= peak:
-        raise ValueError(f"init_value must be in [0, peak={peak:g}], got {init_value!r}")
+    if not 0 <= _validation.real("init_value", init_value) <= peak:
+        raise _validation.value_error("init_value", init_value, f"in [0, peak={peak:g}]")
     if warmup.kind == "exponential" and init_value <= 0:
         raise ValueError(f"an exponential warmup needs init_value > 0, got {init_value!r}")
     return WarmupPiece(shape=warmup, steps=steps, init_value=float(init_value), peak=peak)
@@ -185,8 +177,8 @@ def decay_fn(
     """
     step_hint, peak, warmup_steps = _peak_and_warmup(step_hint, hyperparameters, alter_lr_by,
                                                      alter_warmup_by)
-    if not 0 <= end_value <= peak:
-        raise ValueError(f"end_value must be in [0, peak={peak:g}], got {end_value!r}")
+    if not 0 <= _validation.real("end_value", end_value) <= peak:
+        raise _validation.value_error("end_value", end_value, f"in [0, peak={peak:g}]")
     return DecayPiece(
         shape=_shapes.decay_shape(shape, "shape"),
         steps=step_hint - warmup_steps,
@@ -298,6 +290,11 @@ def jax_lr_schedule(
     Returns:
       ``LRSchedule(schedule, has_multiple, reinit_steps)``.
 
+    Raises:
+      ValueError: for a missing hyperparameter or a value out of range; messages
+        name the hyperparameter (``learning_rate``, ``warmup_factor``) or the cycle.
+      TypeError: for a value of the wrong type.
+
     Example:
       >>> hp = {"learning_rate": 1e-3, "warmup_factor": 0.1}
       >>> schedule, has_multiple, reinit_steps = jax_lr_schedule(
@@ -312,13 +309,9 @@ def jax_lr_schedule(
     else:
         config = ScheduleConfig.from_dict(schedule_params)
     budget = _step_hint(step_hint) if config.clock == "steps" else step_hint
-    table = build_cycle_table(
-        config,
-        budget,
-        hyperparameter(hyperparameters, "learning_rate"),
-        hyperparameter(hyperparameters, "warmup_factor"),
-        capacity=capacity,
-    )
+    cycles = plan(config, budget, hyperparameter(hyperparameters, "learning_rate"),
+                  hyperparameter(hyperparameters, "warmup_factor"), HYPERPARAMETER_NAMES)
+    table = table_from_cycles(cycles, capacity=capacity, clock=config.clock)
     boundaries = table.boundaries()
     interior = boundaries[1:-1]
     reinit_steps = [round(b) for b in interior] if config.clock == "steps" else interior

@@ -4,6 +4,8 @@ A shape is a frozen descriptor (``Warmup`` or ``Decay``) that names a formula an
 holds its parameters. Inside a cycle table a shape is stored as data: an int32
 *shape id* and a few float32 parameters, so switching the shape of a cycle never
 recompiles anything. Each formula is a pure function of the time inside the cycle.
+What a decay kind takes, stores and computes is declared once per kind in
+``_decays``.
 
 Conventions (``t`` is the time since the start of the cycle, in the clock's unit):
 
@@ -19,16 +21,29 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 import types
 from collections.abc import Mapping
 from typing import Any
 
 import jax.numpy as jnp
 
-# Small positive number that keeps divisions finite in branches that are computed
-# but not selected (``lax.switch`` under ``vmap`` evaluates every branch).
-_TINY = 1e-30
+from algoperf_reinit import _validation
+from algoperf_reinit.schedules import _decays
+from algoperf_reinit.schedules._decays import NUM_DECAY_PARAMS, TINY, DecayId, decay_value
+
+__all__ = [
+    "DECAY_NAMES",
+    "NUM_DECAY_PARAMS",
+    "WARMUP_NAMES",
+    "Decay",
+    "DecayId",
+    "Warmup",
+    "WarmupId",
+    "decay_shape",
+    "decay_value",
+    "warmup_shape",
+    "warmup_value",
+]
 
 
 class WarmupId(enum.IntEnum):
@@ -42,29 +57,11 @@ class WarmupId(enum.IntEnum):
     LOG = 5
 
 
-class DecayId(enum.IntEnum):
-    """Integer ids of decay shapes, as stored in a cycle table."""
-
-    CONSTANT = 0
-    COSINE = 1
-    LINEAR = 2
-    POLYNOMIAL = 3
-    EXPONENTIAL = 4
-    RSQRT = 5
-    WSD = 6
-
-
-NUM_DECAY_PARAMS = 3
-"""Width of the per-cycle decay parameter row in a cycle table."""
-
-
-def _check_finite(field: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{field} must be a number, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{field} must be finite, got {value!r}")
-    return value
+_WARMUP_IDS: Mapping[str, WarmupId] = types.MappingProxyType(
+    {member.name.lower(): member for member in WarmupId}
+)
+WARMUP_NAMES: tuple[str, ...] = tuple(_WARMUP_IDS)
+DECAY_NAMES: tuple[str, ...] = tuple(_decays.KINDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,14 +80,8 @@ class Warmup:
     power: float = 2.0
 
     def __post_init__(self):
-        if self.kind not in _WARMUP_IDS:
-            raise ValueError(
-                f"warmup shape {self.kind!r} is unknown; valid names: {', '.join(WARMUP_NAMES)}"
-            )
-        power = _check_finite("Warmup.power", self.power)
-        if power <= 0:
-            raise ValueError(f"Warmup.power must be > 0, got {power!r}")
-        object.__setattr__(self, "power", power)
+        _validation.choice("Warmup.kind", self.kind, WARMUP_NAMES)
+        object.__setattr__(self, "power", _validation.positive("Warmup.power", self.power))
 
     @property
     def shape_id(self) -> int:
@@ -131,80 +122,82 @@ class Warmup:
         return cls("log")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Decay:
-    """A decay shape.
+    """A decay shape: a kind and that kind's named parameters.
 
-    Build one with the constructors below (``Decay.cosine()``, ...) or by name
-    with :func:`decay_shape`.
+    Build one with the constructors below (``Decay.cosine()``, ...), by name with
+    :func:`decay_shape`, or as ``Decay(kind, **parameters)``. Every parameter belongs
+    to one kind; the fields of the other kinds stay ``None`` and giving one is a
+    ``ValueError`` that names the kind taking it. A parameter left ``None`` is
+    filled with its kind's default, so ``Decay("cosine") == Decay.cosine()`` (shapes
+    are hashable, and are used as static data). Changing the kind of a shape with
+    ``dataclasses.replace`` therefore also needs the old kind's parameters set to
+    ``None``.
 
     Attributes:
       kind: shape name, one of ``DECAY_NAMES``.
-      exponent: cosine only; the cosine factor is raised to this power (optax's
-        ``exponent``).
-      k_decay: cosine only; progress ``p`` enters as ``p ** k_decay`` (timm's
-        ``k_decay``).
-      power: polynomial only; ``(1 - p) ** power``.
-      rate: exponential only; factor per ``transition_steps``, in ``(0, 1]``.
-      transition_steps: exponential only; clock units per factor of ``rate``.
+      exponent: ``cosine`` only (default 1); the cosine factor is raised to this
+        power (optax's ``exponent``).
+      k_decay: ``cosine`` only (default 1); progress ``p`` enters as
+        ``p ** k_decay`` (timm's ``k_decay``).
+      power: ``polynomial`` only (default 2); ``(1 - p) ** power``.
+      rate: ``exponential`` only (default 0.5); factor per ``transition_steps``,
+        in ``(0, 1]``.
+      transition_steps: ``exponential`` only; clock units per factor of ``rate``.
         ``None`` means the length of the decay phase (the value reaches
         ``peak * rate`` at the end of the cycle, unless floored by ``end``).
-      staircase: exponential only; decay in discrete steps (optax's ``staircase``).
-      timescale: inverse square root only; ``peak * sqrt(tau / (tau + d))`` where
-        ``d`` is the time since the decay began. ``None`` means the cycle's warmup
-        length (at least 1), the usual ``peak * sqrt(W / t)`` form.
-      decay_fraction: warmup-stable-decay only; fraction of the cycle taken by the
-        final decay, in ``(0, 1]``.
-      wsd_kind: warmup-stable-decay only; ``"linear"`` or ``"1-sqrt"``.
+      staircase: ``exponential`` only (default False); decay in discrete steps
+        (optax's ``staircase``).
+      timescale: ``rsqrt`` only; ``peak * sqrt(tau / (tau + d))`` where ``d`` is the
+        time since the decay began. ``None`` means the cycle's warmup length (at
+        least 1), the usual ``peak * sqrt(W / t)`` form.
+      decay_fraction: ``wsd`` only (default 0.2); fraction of the cycle taken by
+        the final decay, in ``(0, 1]``.
+      wsd_kind: ``wsd`` only (default ``"linear"``); ``"linear"`` or ``"1-sqrt"``.
+
+    Raises:
+      ValueError: for an unknown kind, a parameter of another kind, or a value out
+        of its range.
+      TypeError: for a value of the wrong type.
+
+    Example:
+      >>> Decay.exponential(rate=0.1).rate
+      0.1
+      >>> Decay("cosine", rate=0.3)
+      Traceback (most recent call last):
+      ...
+      ValueError: Decay.rate must be None with kind 'cosine' (only kind 'exponential' \
+takes it), got 0.3; drop it, or choose kind 'exponential'
     """
 
     kind: str = "cosine"
-    exponent: float = 1.0
-    k_decay: float = 1.0
-    power: float = 2.0
-    rate: float = 0.5
+    exponent: float | None = None
+    k_decay: float | None = None
+    power: float | None = None
+    rate: float | None = None
     transition_steps: float | None = None
-    staircase: bool = False
+    staircase: bool | None = None
     timescale: float | None = None
-    decay_fraction: float = 0.2
-    wsd_kind: str = "linear"
+    decay_fraction: float | None = None
+    wsd_kind: str | None = None
 
     def __post_init__(self):
-        if self.kind not in _DECAY_IDS:
-            raise ValueError(
-                f"decay shape {self.kind!r} is unknown; valid names: {', '.join(DECAY_NAMES)}"
-            )
-        for name in ("exponent", "k_decay", "power"):
-            value = _check_finite(f"Decay.{name}", getattr(self, name))
-            if value <= 0:
-                raise ValueError(f"Decay.{name} must be > 0, got {value!r}")
+        kind = _decays.KINDS[_validation.choice("Decay.kind", self.kind, DECAY_NAMES)]
+        given = {name: getattr(self, name) for name in _decays.PARAM_NAMES}
+        for name, value in _decays.resolve(kind, given).items():
             object.__setattr__(self, name, value)
-        rate = _check_finite("Decay.rate", self.rate)
-        if not 0 < rate <= 1:
-            raise ValueError(f"Decay.rate must be in (0, 1] (a decay), got {rate!r}")
-        object.__setattr__(self, "rate", rate)
-        for name in ("transition_steps", "timescale"):
-            value = getattr(self, name)
-            if value is not None:
-                value = _check_finite(f"Decay.{name}", value)
-                if value <= 0:
-                    raise ValueError(f"Decay.{name} must be > 0 or None, got {value!r}")
-                object.__setattr__(self, name, value)
-        fraction = _check_finite("Decay.decay_fraction", self.decay_fraction)
-        if not 0 < fraction <= 1:
-            raise ValueError(f"Decay.decay_fraction must be in (0, 1], got {fraction!r}")
-        object.__setattr__(self, "decay_fraction", fraction)
-        if self.wsd_kind not in _WSD_KINDS:
-            raise ValueError(
-                f"Decay.wsd_kind {self.wsd_kind!r} is unknown; valid: {', '.join(_WSD_KINDS)}"
-            )
-        if not isinstance(self.staircase, bool):
-            raise TypeError(f"Decay.staircase must be a bool, got {self.staircase!r}")
+
+    def __repr__(self) -> str:
+        # The kind and its own parameters; the other kinds' fields are always None.
+        own = [p.name for p in _decays.KINDS[self.kind].params]
+        return "Decay(" + ", ".join([repr(self.kind)] + [f"{n}={getattr(self, n)!r}"
+                                                         for n in own]) + ")"
 
     @property
     def shape_id(self) -> int:
         """Integer id stored in the cycle table."""
-        return int(_DECAY_IDS[self.kind])
+        return int(_decays.KINDS[self.kind].shape_id)
 
     def params(self, decay_length: float, warmup: float) -> tuple[float, float, float]:
         """The three float parameters stored in the cycle table for this shape.
@@ -214,80 +207,75 @@ class Decay:
           warmup: warmup length of the cycle (clock units).
 
         Returns:
-          The parameter row; its meaning depends on the shape.
+          The parameter row: this kind's parameters in the order ``_decays``
+          declares them (defaults that depend on the cycle worked out), then zeros.
         """
-        if self.kind == "cosine":
-            return (self.exponent, self.k_decay, 0.0)
-        if self.kind == "polynomial":
-            return (self.power, 0.0, 0.0)
-        if self.kind == "exponential":
-            steps = self.transition_steps if self.transition_steps is not None else decay_length
-            return (max(steps, _TINY), self.rate, float(self.staircase))
-        if self.kind == "rsqrt":
-            tau = self.timescale if self.timescale is not None else max(warmup, 1.0)
-            return (tau, 0.0, 0.0)
-        if self.kind == "wsd":
-            return (self.decay_fraction, float(_WSD_KINDS.index(self.wsd_kind)), 0.0)
-        return (0.0, 0.0, 0.0)
+        values = {name: getattr(self, name) for name in _decays.PARAM_NAMES}
+        return _decays.pack(_decays.KINDS[self.kind], values, decay_length, warmup)
 
     @property
     def interpolates(self) -> bool:
         """Whether the shape reaches the end value exactly at the end of the cycle."""
-        return self.kind in ("cosine", "linear", "polynomial", "wsd")
+        return _decays.KINDS[self.kind].reaches_end
 
     @classmethod
-    def constant(cls) -> Decay:
-        """Stay at the peak for the whole decay phase."""
-        return cls("constant")
+    def constant(cls, **others: Any) -> Decay:
+        """Stay at the peak for the whole decay phase.
+
+        ``others`` here and in every constructor below: parameters of other kinds,
+        which are rejected with a ``ValueError`` naming the kind that takes them.
+        """
+        return cls("constant", **others)
 
     @classmethod
-    def cosine(cls, exponent: float = 1.0, k_decay: float = 1.0) -> Decay:
+    def cosine(cls, exponent: float = 1.0, k_decay: float = 1.0, **others: Any) -> Decay:
         """``end + (peak - end) * ((1 + cos(pi * p**k_decay)) / 2) ** exponent``."""
-        return cls("cosine", exponent=exponent, k_decay=k_decay)
+        return cls("cosine", exponent=exponent, k_decay=k_decay, **others)
 
     @classmethod
-    def linear(cls) -> Decay:
+    def linear(cls, **others: Any) -> Decay:
         """``peak + (end - peak) * p``."""
-        return cls("linear")
+        return cls("linear", **others)
 
     @classmethod
-    def polynomial(cls, power: float = 2.0) -> Decay:
+    def polynomial(cls, power: float = 2.0, **others: Any) -> Decay:
         """``end + (peak - end) * (1 - p) ** power`` (optax's ``polynomial_schedule``)."""
-        return cls("polynomial", power=power)
+        return cls("polynomial", power=power, **others)
 
     @classmethod
-    def exponential(
-        cls, rate: float = 0.5, transition_steps: float | None = None, staircase: bool = False
-    ) -> Decay:
+    def exponential(cls, rate: float = 0.5, transition_steps: float | None = None,
+                    staircase: bool = False, **others: Any) -> Decay:
         """``max(peak * rate ** (d / transition_steps), end)``; ``d`` = time since decay began."""
-        return cls(
-            "exponential", rate=rate, transition_steps=transition_steps, staircase=staircase
-        )
+        return cls("exponential", rate=rate, transition_steps=transition_steps,
+                   staircase=staircase, **others)
 
     @classmethod
-    def rsqrt(cls, timescale: float | None = None) -> Decay:
+    def rsqrt(cls, timescale: float | None = None, **others: Any) -> Decay:
         """Inverse square root: ``max(peak * sqrt(tau / (tau + d)), end)``."""
-        return cls("rsqrt", timescale=timescale)
+        return cls("rsqrt", timescale=timescale, **others)
 
     @classmethod
-    def wsd(cls, decay_fraction: float = 0.2, wsd_kind: str = "linear") -> Decay:
+    def wsd(cls, decay_fraction: float = 0.2, wsd_kind: str = "linear",
+            **others: Any) -> Decay:
         """Warmup-stable-decay: stay at the peak, then decay over the last fraction.
 
         The final ``decay_fraction * L`` of the cycle decays to ``end``, linearly or
         as ``1 - sqrt(q)`` (``wsd_kind="1-sqrt"``, Hägele et al. 2024).
         """
-        return cls("wsd", decay_fraction=decay_fraction, wsd_kind=wsd_kind)
+        return cls("wsd", decay_fraction=decay_fraction, wsd_kind=wsd_kind, **others)
 
 
-_WARMUP_IDS: Mapping[str, WarmupId] = types.MappingProxyType(
-    {member.name.lower(): member for member in WarmupId}
-)
-_DECAY_IDS: Mapping[str, DecayId] = types.MappingProxyType(
-    {member.name.lower(): member for member in DecayId}
-)
-_WSD_KINDS = ("linear", "1-sqrt")
-WARMUP_NAMES: tuple[str, ...] = tuple(_WARMUP_IDS)
-DECAY_NAMES: tuple[str, ...] = tuple(_DECAY_IDS)
+def _shape(spec: Any, field: str, cls: type, names: tuple[str, ...], builder: str) -> Any:
+    if isinstance(spec, cls):
+        return spec
+    if isinstance(spec, str):
+        return cls(_validation.choice(field, spec, names))
+    if isinstance(getattr(spec, "shape", None), cls):
+        return spec.shape
+    raise _validation.type_error(
+        field, spec,
+        f"a shape name ({', '.join(names)}), a {cls.__name__} or the object {builder} returns",
+    )
 
 
 def warmup_shape(spec: Any, field: str = "warmup shape") -> Warmup:
@@ -304,20 +292,7 @@ def warmup_shape(spec: Any, field: str = "warmup shape") -> Warmup:
       ValueError: for an unknown name (the message lists the valid names).
       TypeError: for anything else.
     """
-    if isinstance(spec, Warmup):
-        return spec
-    if isinstance(spec, str):
-        if spec not in _WARMUP_IDS:
-            raise ValueError(
-                f"{field} {spec!r} is unknown; valid names: {', '.join(WARMUP_NAMES)}"
-            )
-        return Warmup(spec)
-    if isinstance(getattr(spec, "shape", None), Warmup):
-        return spec.shape
-    raise TypeError(
-        f"{field} must be a shape name ({', '.join(WARMUP_NAMES)}), a Warmup or the object "
-        f"warmup_fn returns; got {spec!r} of type {type(spec).__name__}"
-    )
+    return _shape(spec, field, Warmup, WARMUP_NAMES, "warmup_fn")
 
 
 def decay_shape(spec: Any, field: str = "decay shape") -> Decay:
@@ -334,25 +309,13 @@ def decay_shape(spec: Any, field: str = "decay shape") -> Decay:
       ValueError: for an unknown name (the message lists the valid names).
       TypeError: for anything else.
     """
-    if isinstance(spec, Decay):
-        return spec
-    if isinstance(spec, str):
-        if spec not in _DECAY_IDS:
-            raise ValueError(f"{field} {spec!r} is unknown; valid names: {', '.join(DECAY_NAMES)}")
-        return Decay(spec)
-    if isinstance(getattr(spec, "shape", None), Decay):
-        return spec.shape
-    raise TypeError(
-        f"{field} must be a shape name ({', '.join(DECAY_NAMES)}), a Decay or the object "
-        f"decay_fn returns; got {spec!r} of type {type(spec).__name__}"
-    )
+    return _shape(spec, field, Decay, DECAY_NAMES, "decay_fn")
 
 
 # ----------------------------------------------------------------------------
-# Formulas. One function per phase computes every shape with shared pieces and
-# selects by shape id; a shape id is data, so changing it never recompiles. (A
-# ``lax.switch`` over one function per shape costs twice the compile time and, under
-# ``vmap``, evaluates every branch anyway.)
+# The warmup formula: one function computes every shape with shared pieces and
+# selects by shape id; a shape id is data, so changing it never recompiles. (The
+# decay formula is ``_decays.decay_value``.)
 # ----------------------------------------------------------------------------
 
 
@@ -370,57 +333,14 @@ def warmup_value(shape_id, t, w, init, peak, power):
     Returns:
       float32 values; ``peak`` for :attr:`WarmupId.NONE`.
     """
-    r = jnp.clip(t / jnp.maximum(w, _TINY), 0.0, 1.0)
+    r = jnp.clip(t / jnp.maximum(w, TINY), 0.0, 1.0)
     fraction = jnp.select(
         [shape_id == WarmupId.LINEAR, shape_id == WarmupId.COSINE,
          shape_id == WarmupId.POLYNOMIAL, shape_id == WarmupId.LOG],
         [r, 0.5 - 0.5 * jnp.cos(jnp.pi * r), jnp.power(r, power),
-         jnp.log1p(t) / jnp.maximum(jnp.log1p(w), _TINY)],
+         jnp.log1p(t) / jnp.maximum(jnp.log1p(w), TINY)],
         1.0,
     )
-    log_init = jnp.log(jnp.maximum(init, _TINY))
-    geometric = jnp.exp(log_init + (jnp.log(jnp.maximum(peak, _TINY)) - log_init) * r)
+    log_init = jnp.log(jnp.maximum(init, TINY))
+    geometric = jnp.exp(log_init + (jnp.log(jnp.maximum(peak, TINY)) - log_init) * r)
     return jnp.where(shape_id == WarmupId.EXPONENTIAL, geometric, init + (peak - init) * fraction)
-
-
-def decay_value(shape_id, t, length, begin, peak, end, params):
-    """Value of a decay at time ``t`` in ``[begin, L]`` (elementwise in ``t``).
-
-    Args:
-      shape_id: a :class:`DecayId` (int32, traced or static).
-      t: time since the start of the cycle.
-      length: cycle length ``L``.
-      begin: time at which the decay's progress is 0.
-      peak: value at ``t = begin``.
-      end: end value (interpolating shapes) or floor (exponential, rsqrt).
-      params: the three parameters of :meth:`Decay.params` (last axis).
-
-    Returns:
-      float32 values.
-    """
-    p0, p1, p2 = params[..., 0], params[..., 1], params[..., 2]
-    span = jnp.maximum(length - begin, 0.0)
-    elapsed = jnp.clip(t - begin, 0.0, span)
-    p = elapsed / jnp.maximum(span, _TINY)
-    # Warmup-stable-decay: the final p0 * L of the cycle (not before ``begin``).
-    window = jnp.maximum(length - p0 * length, begin)
-    q = jnp.clip((t - window) / jnp.maximum(length - window, _TINY), 0.0, 1.0)
-    is_cosine = shape_id == DecayId.COSINE
-    base = jnp.where(is_cosine, 0.5 + 0.5 * jnp.cos(jnp.pi * jnp.power(p, p1)), 1.0 - p)
-    # Fraction of (peak - end) left, for the shapes that reach ``end`` at ``L``.
-    interpolated = jnp.select(
-        [is_cosine | (shape_id == DecayId.POLYNOMIAL), shape_id == DecayId.LINEAR,
-         shape_id == DecayId.WSD],
-        [jnp.power(base, p0), base, jnp.where(p1 > 0.5, 1.0 - jnp.sqrt(q), 1.0 - q)],
-        1.0,
-    )
-    # Factor of ``peak`` for the shapes with a law of their own, floored at ``end``.
-    steps = elapsed / jnp.maximum(p0, _TINY)
-    steps = jnp.where(p2 > 0.5, jnp.floor(steps), steps)
-    factor = jnp.where(
-        shape_id == DecayId.EXPONENTIAL,
-        jnp.power(p1, steps),
-        jnp.sqrt(p0 / jnp.maximum(p0 + elapsed, _TINY)),
-    )
-    is_law = (shape_id == DecayId.EXPONENTIAL) | (shape_id == DecayId.RSQRT)
-    return jnp.where(is_law, jnp.maximum(peak * factor, end), end + (peak - end) * interpolated)

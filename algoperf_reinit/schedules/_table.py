@@ -18,19 +18,34 @@ last cycle it stays at the value the last cycle ends with (its end value).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from algoperf_reinit.schedules import _shapes
+from algoperf_reinit import _validation
+from algoperf_reinit.schedules import _decays, _shapes
 from algoperf_reinit.schedules._shapes import Decay, Warmup
+
+__all__ = [
+    "CLOCKS",
+    "CycleSpec",
+    "CycleTable",
+    "check_clock",
+    "cycle_index",
+    "evaluate",
+    "table_from_cycles",
+]
 
 CLOCKS = ("steps", "seconds")
 """Clocks a schedule can run on: optimizer steps, or seconds of submission time."""
+
+
+def check_clock(clock: Any, field: str = "clock") -> str:
+    """``clock`` if it is one of :data:`CLOCKS` (``TypeError``/``ValueError`` otherwise)."""
+    return _validation.choice(field, clock, CLOCKS)
 
 
 class CycleTable(NamedTuple):
@@ -43,7 +58,7 @@ class CycleTable(NamedTuple):
     Example:
       >>> from algoperf_reinit.schedules import CycleSpec, table_from_cycles
       >>> table = table_from_cycles([CycleSpec(length=100, warmup=10, peak=1e-3)] * 2)
-      >>> float(table(110))  # start of the second cycle: its warmup begins at 0
+      >>> float(table(100))  # start of the second cycle: its warmup begins at 0
       0.0
     """
 
@@ -57,7 +72,7 @@ class CycleTable(NamedTuple):
     warmup_shape: jax.Array  # shape=(n,), dtype=int32; a WarmupId
     decay_shape: jax.Array  # shape=(n,), dtype=int32; a DecayId
     warmup_param: jax.Array  # shape=(n,), dtype=float32; polynomial warmup power
-    decay_params: jax.Array  # shape=(n, 3), dtype=float32; see Decay.params
+    decay_params: jax.Array  # shape=(n, 3), dtype=float32; see Decay.params and _decays
 
     def __call__(self, t: jax.typing.ArrayLike) -> jax.Array:
         """Evaluates the schedule at a step or time ``t`` (scalar or array)."""
@@ -80,6 +95,20 @@ class CycleTable(NamedTuple):
         if n == 0:
             return []
         return [*start.tolist(), float(start[-1] + np.asarray(self.length, np.float64)[n - 1])]
+
+    def warmup_ends(self) -> list[float]:
+        """Where the warmups of the real cycles end, ``start + warmup`` (host-side).
+
+        Only cycles with a warmup (``warmup > 0``) appear: a cycle without one
+        starts at its peak, so its "warmup end" would be its start, which
+        :meth:`boundaries` already lists. Computed in float64 like
+        :meth:`boundaries`; each value is a sum of two float32 numbers, so
+        converting it to float32 gives the float32 sum.
+        """
+        n = self.num_cycles
+        start = np.asarray(self.start, np.float64)[:n]
+        warmup = np.asarray(self.warmup, np.float64)[:n]
+        return (start + warmup)[warmup > 0].tolist()
 
 
 def _cycle_row(table: CycleTable, t: jax.Array) -> jax.Array:
@@ -120,7 +149,7 @@ def evaluate(table: CycleTable, t: jax.typing.ArrayLike) -> jax.Array:
     tc = jnp.clip(t - row.start, 0.0, row.length)
     warm = _shapes.warmup_value(row.warmup_shape, tc, row.warmup, row.init_value, row.peak,
                                 row.warmup_param)
-    decay = _shapes.decay_value(row.decay_shape, tc, row.length, row.decay_begin, row.peak,
+    decay = _decays.decay_value(row.decay_shape, tc, row.length, row.decay_begin, row.peak,
                                 row.end_value, row.decay_params)
     return jnp.where(tc < row.warmup, warm, decay)
 
@@ -156,50 +185,83 @@ class CycleSpec:
         object.__setattr__(self, "decay_shape", _shapes.decay_shape(self.decay_shape))
 
 
-def _validate_cycle(i: int, c: CycleSpec, clock: str) -> None:
-    def number(name: str) -> float:
-        value = getattr(c, name)
-        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-            raise TypeError(f"cycle {i}: {name} must be a number, got {value!r}")
-        if not math.isfinite(float(value)):
-            raise ValueError(f"cycle {i}: {name} must be finite, got {value!r}")
-        return float(value)
 
-    length, warmup, peak = number("length"), number("warmup"), number("peak")
-    init, end = number("init_value"), number("end_value")
-    if length <= 0:
-        raise ValueError(f"cycle {i}: length must be > 0, got {length!r}")
-    if warmup < 0:
-        raise ValueError(f"cycle {i}: warmup must be >= 0, got {warmup!r}")
+def _validate_cycle(i: int, c: CycleSpec, clock: str) -> None:
+    def field(name: str) -> str:
+        return f"cycle {i}: {name}"
+
+    length, warmup, peak, init, end = (
+        _validation.real(field(name), getattr(c, name))
+        for name in ("length", "warmup", "peak", "init_value", "end_value")
+    )
+    _validation.positive(field("length"), c.length)
+    _validation.non_negative(field("warmup"), c.warmup)
     if clock == "steps":
         for name, value in (("length", length), ("warmup", warmup)):
             if value != int(value):
-                raise ValueError(
-                    f"cycle {i}: {name} must be a whole number of steps on the 'steps' clock, "
-                    f"got {value!r}"
-                )
+                raise _validation.value_error(field(name), getattr(c, name),
+                                              "a whole number of steps on the 'steps' clock")
     if warmup >= length:
         raise ValueError(
             f"cycle {i}: the cycle (length {length:g}) must be longer than its warmup "
             f"({warmup:g}); lower the warmup fraction or lengthen the cycle"
         )
-    if peak < 0:
-        raise ValueError(f"cycle {i}: peak must be >= 0, got {peak!r}")
-    if not 0 <= init <= peak:
-        raise ValueError(f"cycle {i}: init_value must be in [0, peak={peak:g}], got {init!r}")
-    if not 0 <= end <= peak:
-        raise ValueError(f"cycle {i}: end_value must be in [0, peak={peak:g}], got {end!r}")
+    _validation.non_negative(field("peak"), c.peak)
+    for name, value in (("init_value", init), ("end_value", end)):
+        if not 0 <= value <= peak:
+            raise _validation.value_error(field(name), getattr(c, name), f"in [0, peak={peak:g}]")
     if c.warmup_shape.kind == "exponential" and warmup > 0 and init <= 0:
         raise ValueError(
             f"cycle {i}: an exponential warmup is geometric and needs init_value > 0, got "
-            f"{init!r}"
+            f"{c.init_value!r}"
         )
     if c.decay_begin is not None:
-        begin = number("decay_begin")
+        begin = _validation.real(field("decay_begin"), c.decay_begin)
         if not 0 <= begin <= warmup:
-            raise ValueError(
-                f"cycle {i}: decay_begin must be in [0, warmup={warmup:g}], got {begin!r}"
-            )
+            raise _validation.value_error(field("decay_begin"), c.decay_begin,
+                                          f"in [0, warmup={warmup:g}]")
+
+
+def _checked_cycles(cycles: Sequence[CycleSpec], clock: str) -> list[CycleSpec]:
+    cycles = list(cycles)
+    if not cycles:
+        raise ValueError("cycles must hold at least one cycle, got an empty sequence")
+    for i, c in enumerate(cycles):
+        if not isinstance(c, CycleSpec):
+            raise _validation.type_error(f"cycles[{i}]", c, "a CycleSpec")
+        _validate_cycle(i, c, clock)
+    return cycles
+
+
+def _columns(cycles: list[CycleSpec], starts: np.ndarray, capacity: int) -> CycleTable:
+    """The table's arrays: one row per cycle, then padding rows up to ``capacity``."""
+    pad = capacity - len(cycles)
+
+    def column(values, fill, dtype=np.float32):
+        return jnp.asarray(np.concatenate([np.asarray(values, np.float64), [fill] * pad]), dtype)
+
+    warmups = [0.0 if c.warmup_shape.kind == "none" else float(c.warmup) for c in cycles]
+    begins = [w if c.decay_begin is None else float(c.decay_begin)
+              for c, w in zip(cycles, warmups, strict=True)]
+    params = np.array(
+        [c.decay_shape.params(c.length - b, w)
+         for c, b, w in zip(cycles, begins, warmups, strict=True)]
+        + [(0.0,) * _decays.NUM_DECAY_PARAMS] * pad,
+        np.float32,
+    ).reshape(capacity, _decays.NUM_DECAY_PARAMS)
+    return CycleTable(
+        start=column(starts, np.inf),
+        length=column([c.length for c in cycles], 1.0),
+        warmup=column(warmups, 0.0),
+        decay_begin=column(begins, 0.0),
+        init_value=column([c.init_value for c in cycles], 0.0),
+        peak=column([c.peak for c in cycles], 0.0),
+        end_value=column([c.end_value for c in cycles], 0.0),
+        warmup_shape=column([c.warmup_shape.shape_id for c in cycles], 0, np.int32),
+        decay_shape=column([c.decay_shape.shape_id for c in cycles], 0, np.int32),
+        warmup_param=column([c.warmup_shape.power for c in cycles], 1.0),
+        decay_params=jnp.asarray(params),
+    )
 
 
 def table_from_cycles(
@@ -223,25 +285,22 @@ def table_from_cycles(
       The table.
 
     Raises:
-      ValueError: for an empty list, a bad capacity or clock, or a cycle that breaks
-        a rule (the message names the cycle, the field, the value and the rule).
+      ValueError: for an empty list, a capacity below the number of cycles, an
+        unknown clock, or a cycle that breaks a rule (the message names the cycle,
+        the field, the value and the rule).
+      TypeError: for a cycle that is not a :class:`CycleSpec`, or a capacity,
+        origin or clock of the wrong type.
     """
-    if clock not in CLOCKS:
-        raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
-    cycles = list(cycles)
-    if not cycles:
-        raise ValueError("cycles must hold at least one cycle, got an empty sequence")
-    for i, c in enumerate(cycles):
-        if not isinstance(c, CycleSpec):
-            raise TypeError(f"cycles[{i}] must be a CycleSpec, got {type(c).__name__}")
-        _validate_cycle(i, c, clock)
+    clock = check_clock(clock)
+    cycles = _checked_cycles(cycles, clock)
     n = len(cycles)
-    capacity = n if capacity is None else capacity
-    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < n:
-        raise ValueError(f"capacity must be an int >= the number of cycles ({n}), got {capacity!r}")
-    if not math.isfinite(origin):
-        raise ValueError(f"origin must be finite, got {origin!r}")
-
+    if capacity is not None:
+        _validation.integer("capacity", capacity)
+        if capacity < n:
+            raise _validation.value_error("capacity", capacity,
+                                          f"an int >= the number of cycles ({n})")
+    capacity = n if capacity is None else int(capacity)
+    origin = _validation.real("origin", origin)
     lengths = np.array([c.length for c in cycles], np.float64)
     starts = origin + np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
     if np.any(np.diff(starts.astype(np.float32)) <= 0):
@@ -249,28 +308,4 @@ def table_from_cycles(
             "cycle starts must be strictly increasing in float32; a cycle is too short for "
             f"its position (starts {starts.tolist()})"
         )
-    pad = capacity - n
-
-    def column(values, fill, dtype=np.float32):
-        return jnp.asarray(np.concatenate([np.asarray(values, np.float64), [fill] * pad]), dtype)
-
-    warmups = [0.0 if c.warmup_shape.kind == "none" else float(c.warmup) for c in cycles]
-    begins = [w if c.decay_begin is None else float(c.decay_begin) for c, w in zip(cycles, warmups, strict=True)]
-    params = np.array(
-        [c.decay_shape.params(c.length - b, w) for c, b, w in zip(cycles, begins, warmups, strict=True)]
-        + [(0.0,) * _shapes.NUM_DECAY_PARAMS] * pad,
-        np.float32,
-    ).reshape(capacity, _shapes.NUM_DECAY_PARAMS)
-    return CycleTable(
-        start=column(starts, np.inf),
-        length=column(lengths, 1.0),
-        warmup=column(warmups, 0.0),
-        decay_begin=column(begins, 0.0),
-        init_value=column([c.init_value for c in cycles], 0.0),
-        peak=column([c.peak for c in cycles], 0.0),
-        end_value=column([c.end_value for c in cycles], 0.0),
-        warmup_shape=column([c.warmup_shape.shape_id for c in cycles], 0, np.int32),
-        decay_shape=column([c.decay_shape.shape_id for c in cycles], 0, np.int32),
-        warmup_param=column([c.warmup_shape.power for c in cycles], 1.0),
-        decay_params=jnp.asarray(params),
-    )
+    return _columns(cycles, starts, capacity)

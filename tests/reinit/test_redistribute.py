@@ -233,8 +233,8 @@ def test_repeated_stops_conserve_the_budget():
 
 
 @pytest.mark.parametrize(("t", "error", "match"), [
-    (float("nan"), ValueError, "t must be a finite number, got nan"),
-    (math.inf, ValueError, "t must be a finite number, got inf"),
+    (float("nan"), ValueError, "t must be a number, not NaN, got nan"),
+    (math.inf, ValueError, "t must be finite, got inf"),
     (450.5, ValueError, "t must be a whole number of steps on the 'steps' clock, got 450.5"),
     ("450", TypeError, "t must be a number"),
     (True, TypeError, "t must be a number"),
@@ -251,11 +251,13 @@ def test_numpy_and_jax_scalars_are_accepted():
 
 
 def test_bad_table_clock_or_rule():
-    with pytest.raises(TypeError, match="table must be a CycleTable, got dict"):
+    with pytest.raises(TypeError, match=r"table must be a CycleTable, got \{'start': \[0.0\]\} of "
+                                        "type dict"):
         end_cycle_early({"start": [0.0]}, 1)
     with pytest.raises(ValueError, match="clock must be one of"):
         end_cycle_early(seed_table(), 450, clock="epochs")
-    with pytest.raises(TypeError, match="redistribution must be a Redistribution, got str"):
+    with pytest.raises(TypeError, match="redistribution must be a Redistribution, got 'equal' of "
+                                        "type str"):
         end_cycle_early(seed_table(), 450, "equal")
     seconds = table_from_cycles([CycleSpec(100.5)] * 2, clock="seconds")
     with pytest.raises(ValueError, match=r"table.start must hold whole numbers of steps"):
@@ -266,12 +268,14 @@ def test_bad_table_clock_or_rule():
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
     (dict(rule="halves"), ValueError, r"Redistribution.rule must be one of .*got 'halves'"),
-    (dict(rule=1), TypeError, "Redistribution.rule must be a string"),
-    (dict(rule="geometric", ratio=0.0), ValueError, "ratio must be finite and > 0, got 0.0"),
-    (dict(rule="geometric", ratio=math.nan), ValueError, "ratio must be finite and > 0"),
-    (dict(rule="geometric", ratio="2"), TypeError, "ratio must be a number"),
+    (dict(rule=1), TypeError, r"Redistribution.rule must be one of .*, got 1 of type int"),
+    (dict(rule="geometric", ratio=0.0), ValueError, "Redistribution.ratio must be > 0, got 0.0"),
+    (dict(rule="geometric", ratio=math.nan), ValueError,
+     "Redistribution.ratio must be a number, not NaN"),
+    (dict(rule="geometric", ratio="2"), TypeError,
+     "Redistribution.ratio must be a real number, got '2' of type str"),
     (dict(rule="equal", ratio=2.0), ValueError, "used by rule 'geometric' only"),
-    (dict(min_cycle_length=-1), ValueError, "min_cycle_length must be finite and > 0, got -1"),
+    (dict(min_cycle_length=-1), ValueError, "Redistribution.min_cycle_length must be > 0, got -1"),
 ])
 def test_redistribution_validation(kwargs, error, match):
     with pytest.raises(error, match=match):

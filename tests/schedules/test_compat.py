@@ -81,14 +81,15 @@ def test_timm_without_prefix_needs_the_warmup_inside_the_first_cycle():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        (dict(base_lr=1e-3, T_0=0, budget=10), r"T_0 must be an int >= 1, got 0"),
-        (dict(base_lr=1e-3, T_0=10, budget=10, T_mult=1.5), r"T_mult must be an int >= 1"),
-        (dict(base_lr=-1.0, T_0=10, budget=10), r"base_lr must be a finite number > 0"),
-        (dict(base_lr=1e-3, T_0=10, budget=0), r"budget must be a finite number > 0"),
+        (dict(base_lr=1e-3, T_0=0, budget=10), ValueError, r"T_0 must be an int >= 1, got 0"),
+        (dict(base_lr=1e-3, T_0=10, budget=10, T_mult=1.5), TypeError,
+         r"T_mult must be an int, got 1.5 of type float"),
+        (dict(base_lr=-1.0, T_0=10, budget=10), ValueError, r"base_lr must be > 0, got -1.0"),
+        (dict(base_lr=1e-3, T_0=10, budget=0), ValueError, r"budget must be > 0, got 0"),
     ],
 )
-def test_pytorch_errors(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_pytorch_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
         pytorch_cosine_warm_restarts(**kwargs)

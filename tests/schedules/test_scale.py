@@ -107,3 +107,13 @@ def test_optimizer_resets_never_move_the_schedule(policy):
     assert int(after.step) == 7
     jax.tree.map(np.testing.assert_array_equal, before.table, after.table)
     assert jax.tree.structure(reset) == jax.tree.structure(state)
+
+
+def test_step_counter_saturates_at_the_int32_maximum():
+    table = build_cycle_table(ScheduleConfig(num_cycles=2), 20, 1e-2, 0.1)
+    tx = scale_by_cycle_table(table)
+    state = tx.init(PARAMS)._replace(step=jnp.asarray(np.iinfo(np.int32).max - 1, jnp.int32))
+    update = jax.jit(tx.update)
+    for _ in range(3):
+        _, state = update(PARAMS, state)
+    assert state.step.dtype == jnp.int32 and int(state.step) == np.iinfo(np.int32).max

@@ -51,7 +51,7 @@ class TestWarmupFn:
             warmup_fn(100, HP, alter_lr_by=-1.0)
         with pytest.raises(ValueError, match=r"warmup_factor \+ alter_warmup_by must be in \[0, 1\)"):
             warmup_fn(100, HP, alter_warmup_by=0.95)
-        with pytest.raises(ValueError, match=r"step_hint must be a whole number of steps >= 1"):
+        with pytest.raises(ValueError, match=r"step_hint must be an int >= 1, got 0"):
             warmup_fn(0, HP)
         with pytest.raises(ValueError, match="exponential warmup needs init_value > 0"):
             warmup_fn(100, HP, shape="exponential")
@@ -139,5 +139,37 @@ class TestJaxLrSchedule:
         assert schedule.capacity == 8 and schedule.num_cycles == 1
 
     def test_seed_dict_errors_propagate(self):
-        with pytest.raises(ValueError, match="unknown key 'warmups'"):
+        with pytest.raises(ValueError, match=r"schedule_params key must be one of .*got 'warmups'"):
             jax_lr_schedule(100, HP, {"warmups": []})
+
+
+class TestNamesInMessages:
+    """Errors name what the caller passed: hyperparameters here, peak/warmup_fraction below."""
+
+    @pytest.mark.parametrize(
+        ("hp", "params", "match"),
+        [
+            ({"learning_rate": -1.0, "warmup_factor": 0.1}, None,
+             r"^learning_rate must be > 0, got -1.0$"),
+            ({"learning_rate": "0.1", "warmup_factor": 0.1}, None,
+             r"^learning_rate must be a real number, got '0.1' of type str$"),
+            ({"learning_rate": 1.0, "warmup_factor": 0.1}, {"alter_lr": [0, -2.0]},
+             r"cycle 1: peak must be > 0, got -1.0; from learning_rate=1.0, alter_lr=-2.0"),
+            ({"learning_rate": 1.0, "warmup_factor": 0.9}, {"alter_warmup": [0, 0.2]},
+             r"cycle 1: warmup fraction must be in \[0, 1\), got 1.1; from warmup_factor=0.9"),
+        ],
+    )
+    def test_jax_lr_schedule_names_the_hyperparameters(self, hp, params, match):
+        error = TypeError if isinstance(hp["learning_rate"], str) else ValueError
+        with pytest.raises(error, match=match):
+            jax_lr_schedule(100, hp, params)
+
+    def test_the_table_builders_name_their_arguments(self):
+        from algoperf_reinit.schedules import build_cycle_table, plan_cycles
+
+        with pytest.raises(ValueError, match=r"^peak must be > 0, got 0.0$"):
+            plan_cycles(ScheduleConfig(), 100, 0.0, 0.1)
+        with pytest.raises(ValueError, match=r"from warmup_fraction=0.95, alter_warmup=0.1"):
+            build_cycle_table(ScheduleConfig(alter_warmup=(0.0, 0.1)), 100, 1.0, 0.95)
+        with pytest.raises(TypeError, match=r"^warmup_fraction must be a real number"):
+            plan_cycles(ScheduleConfig(), 100, 1.0, None)

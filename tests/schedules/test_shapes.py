@@ -124,9 +124,11 @@ def test_every_shape_name_is_covered_by_these_tests():
 
 class TestShapeErrors:
     def test_unknown_names_list_valid_ones(self):
-        with pytest.raises(ValueError, match=r"'cosin' is unknown; valid names: none, linear"):
+        with pytest.raises(ValueError, match=r"warmup shape must be one of 'none', 'linear', .*"
+                                             r"got 'cosin'; did you mean 'cosine'\?"):
             warmup_shape("cosin")
-        with pytest.raises(ValueError, match=r"'step' is unknown; valid names: constant, cosine"):
+        with pytest.raises(ValueError, match=r"decay shape must be one of 'constant', 'cosine', "
+                                             r".*got 'step'"):
             decay_shape("step")
 
     def test_wrong_type(self):
@@ -140,8 +142,9 @@ class TestShapeErrors:
             (lambda: Decay.exponential(rate=0.0), r"Decay.rate must be in \(0, 1\]"),
             (lambda: Decay.cosine(exponent=-1.0), "Decay.exponent must be > 0"),
             (lambda: Decay.wsd(decay_fraction=0.0), r"decay_fraction must be in \(0, 1\]"),
-            (lambda: Decay.wsd(wsd_kind="sqrt"), "wsd_kind 'sqrt' is unknown"),
-            (lambda: Warmup.polynomial(math.nan), "Warmup.power must be finite"),
+            (lambda: Decay.wsd(wsd_kind="sqrt"),
+             r"Decay.wsd_kind must be one of 'linear', '1-sqrt', got 'sqrt'"),
+            (lambda: Warmup.polynomial(math.nan), "Warmup.power must be a number, not NaN"),
             (lambda: Decay.rsqrt(timescale=0), "timescale must be > 0"),
         ],
     )

@@ -111,7 +111,7 @@ class TestCycleSpecErrors:
             (dict(length=10, warmup=10), r"cycle 0: the cycle \(length 10\) must be longer than its warmup \(10\)"),
             (dict(length=10, warmup=-1), r"cycle 0: warmup must be >= 0"),
             (dict(length=10.5), r"length must be a whole number of steps"),
-            (dict(length=10, peak=float("nan")), r"cycle 0: peak must be finite, got nan"),
+            (dict(length=10, peak=float("nan")), r"cycle 0: peak must be a number, not NaN, got nan"),
             (dict(length=10, peak=-1.0), r"cycle 0: peak must be >= 0"),
             (dict(length=10, peak=1.0, end_value=2.0), r"end_value must be in \[0, peak=1\], got 2.0"),
             (dict(length=10, peak=1.0, init_value=-0.1), r"init_value must be in \[0, peak=1\]"),
@@ -131,7 +131,7 @@ class TestCycleSpecErrors:
         assert float(table(0.25)) == pytest.approx(1.0)
 
     def test_bad_clock_and_empty(self):
-        with pytest.raises(ValueError, match=r"clock must be one of \('steps', 'seconds'\), got 'epochs'"):
+        with pytest.raises(ValueError, match=r"clock must be one of 'steps', 'seconds', got 'epochs'"):
             table_from_cycles(TWO, clock="epochs")
         with pytest.raises(ValueError, match="at least one cycle"):
             table_from_cycles([])
@@ -155,3 +155,26 @@ def test_cost_does_not_grow_with_cycles_in_the_graph():
         return len(jaxpr.jaxpr.eqns)
 
     assert count_eqns(1) == count_eqns(16) == count_eqns(1024)
+
+
+class TestWarmupEnds:
+    def test_real_cycles_with_a_warmup_only(self):
+        cycles = [*TWO, CycleSpec(length=30, warmup=5, peak=1.0),
+                  CycleSpec(length=30, warmup=5, peak=1.0, warmup_shape="none")]
+        table = table_from_cycles(cycles, origin=20, capacity=8)
+        # Cycle 1 has no warmup and cycle 3's shape is "none"; padding rows never appear.
+        assert table.warmup_ends() == [30.0, 175.0]
+        assert table.boundaries() == [20.0, 120.0, 170.0, 200.0, 230.0]
+
+    def test_each_end_is_the_float32_sum_of_start_and_warmup(self):
+        rng = np.random.default_rng(0)
+        cycles = [CycleSpec(length=float(n), warmup=float(w), peak=1.0)
+                  for n, w in zip(rng.uniform(1.0, 1e4, 8), rng.uniform(0.0, 0.9, 8) * 1e-3,
+                                  strict=True)]
+        table = table_from_cycles(cycles, origin=12345.678, clock="seconds")
+        start, warmup = np.asarray(table.start), np.asarray(table.warmup)
+        np.testing.assert_array_equal(np.float32(table.warmup_ends()), start + warmup)
+
+    def test_the_table_holds_the_value_at_the_warmup_end(self):
+        table = table_from_cycles(TWO)
+        assert [float(table(t)) for t in table.warmup_ends()] == [1.0]
