@@ -11,7 +11,7 @@ from algoperf_reinit.runner.compilations import CompileCounter
 from algoperf_reinit.runner.flags import DEFAULT_JOB_ARGS, RunnerFlags, parse_flags
 from algoperf_reinit.runner.loading import Submission, load_submission, load_workload
 from algoperf_reinit.runner.metrics import MetricLogger, read_csv
-from algoperf_reinit.runner.run import RunResult, main, run
+from algoperf_reinit.runner.run import RunPlan, RunResult, main, plan_run, run, run_plan
 from algoperf_reinit.runner.search_space import load_search_space, search_space_points
 from algoperf_reinit.runner.trial import TrialResult, TrialSetup, eval_metric_rows, run_trial
 
@@ -20,6 +20,7 @@ __all__ = [
     "CheckpointError",
     "CompileCounter",
     "MetricLogger",
+    "RunPlan",
     "RunResult",
     "RunnerFlags",
     "Submission",
@@ -31,8 +32,10 @@ __all__ = [
     "load_workload",
     "main",
     "parse_flags",
+    "plan_run",
     "read_csv",
     "run",
+    "run_plan",
     "run_trial",
     "search_space_points",
 ]

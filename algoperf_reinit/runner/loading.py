@@ -4,7 +4,9 @@ A submission is a Python file (``--submission_path=path/to/submission.py``,
 relative to the working directory or absolute) imported with
 ``importlib.util.spec_from_file_location``, or a dotted module path
 (``submissions.nadamw_reinit.submission``) imported with
-``importlib.import_module``, as AlgoPerf's runner does.
+``importlib.import_module``, as AlgoPerf's runner does. Besides AlgoPerf's
+functions, a submission may declare the files it writes through
+``run_protocol``'s artefact hook (see :mod:`~algoperf_reinit.runner.artifacts`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
+
+from algoperf_reinit.run_protocol import RunArtifact
+from algoperf_reinit.runner.artifacts import load_artifacts
 
 __all__ = [
     "OPTIONAL_FUNCTIONS",
@@ -45,6 +50,8 @@ class Submission(NamedTuple):
       prepare_for_eval, get_eval_batch_size: optional (``None`` if absent).
       update_params_takes_train_state: whether ``update_params``' signature names
         ``train_state`` (AlgoPerf passes it only then).
+      artifacts: the files the submission declares through ``run_artifacts()``
+        (``()`` without the hook).
     """
 
     module: types.ModuleType
@@ -56,6 +63,7 @@ class Submission(NamedTuple):
     prepare_for_eval: Callable[..., Any] | None
     get_eval_batch_size: Callable[..., Any] | None
     update_params_takes_train_state: bool
+    artifacts: tuple[RunArtifact, ...] = ()
 
 
 def load_workload(name: str, kwargs: Mapping[str, Any] | None = None) -> Any:
@@ -172,6 +180,7 @@ def load_submission(path: str) -> Submission:
         prepare_for_eval=optional["prepare_for_eval"],
         get_eval_batch_size=optional["get_eval_batch_size"],
         update_params_takes_train_state=takes_train_state,
+        artifacts=load_artifacts(module, path),
     )
 
 

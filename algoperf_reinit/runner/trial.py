@@ -37,20 +37,27 @@ from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 import jax
-import numpy as np
 
+from algoperf_reinit._records import jsonable
+from algoperf_reinit.run_protocol import RUN_DIR_ENV, TIMING_KEYS
 from algoperf_reinit.runner import checkpoint as ckpt
+from algoperf_reinit.runner.artifacts import (
+    artifact_patterns,
+    report_new_rows,
+    seen_rows,
+    truncate_artifacts,
+)
 from algoperf_reinit.runner.compilations import CompileCounter
-from algoperf_reinit.runner.experiment import run_metadata, write_json
+from algoperf_reinit.runner.experiment import ARTIFACTS_KEY, run_metadata, write_json
 from algoperf_reinit.runner.metrics import (
     EVAL_CSV,
     MEASUREMENTS_CSV,
     MetricLogger,
     read_csv,
+    row_step,
     truncate_csv,
 )
 from algoperf_reinit.runner.progress import Progress
-from algoperf_reinit.submission import EVENTS_FILE, RUN_DIR_ENV
 
 __all__ = [
     "TRAIN_STEP_NAME",
@@ -64,8 +71,6 @@ __all__ = [
 
 TRAIN_STEP_NAME = "jit(train_step)"
 SUMMARY_JSON = "summary.json"
-_TIMING_KEYS = ("score", "total_duration", "accumulated_submission_time",
-                "accumulated_eval_time", "accumulated_logging_time")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,38 +137,25 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-def _step_of(row: Mapping[str, str]) -> int:
-    try:
-        return int(float(row.get("global_step") or 0))
-    except ValueError:
-        return 0
-
-
-def _align_files_to_checkpoint(trial_dir: pathlib.Path, step: int) -> int:
+def _align_files_to_checkpoint(trial_dir: pathlib.Path, step: int, artifacts) -> int:
     """Removes rows written after the checkpoint at ``step`` (they will be written again).
 
     Eval rows up to ``step`` are kept (the checkpoint is saved after its eval);
-    rows the submission logged during update ``g`` and events of update ``g`` are
-    kept for ``g < step``.
+    rows the submission logged during update ``g`` and artefact rows of update ``g``
+    are kept for ``g < step``.
     """
     def is_eval(row):
         return bool(row.get("accumulated_submission_time"))
 
-    dropped = truncate_csv(trial_dir / EVAL_CSV, lambda r: _step_of(r) <= step)
-    dropped += truncate_csv(trial_dir / MEASUREMENTS_CSV, lambda r: _step_of(r) < step or (
-        _step_of(r) == step and is_eval(r)))
-    dropped += truncate_csv(trial_dir / EVENTS_FILE, lambda r: _step_of(r) < step)
+    dropped = truncate_csv(trial_dir / EVAL_CSV, lambda r: row_step(r) <= step)
+    dropped += truncate_csv(trial_dir / MEASUREMENTS_CSV, lambda r: row_step(r) < step or (
+        row_step(r) == step and is_eval(r)))
+    dropped += truncate_artifacts(trial_dir, artifacts, step)
     return dropped
 
 
 def _to_jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_jsonable(v) for v in value]
-    if isinstance(value, np.generic | np.ndarray) or hasattr(value, "item"):
-        return np.asarray(value).item()
-    return value
+    return jsonable(value, nonfinite="keep")
 
 
 def _check_fingerprint(checkpoint: ckpt.Checkpoint, fingerprint: Mapping[str, Any]) -> None:
@@ -264,10 +256,10 @@ def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> T
     fingerprint = _to_jsonable(dict(setup.fingerprint))
     dropped = 0
     if checkpoint is not None:
-        dropped = _align_files_to_checkpoint(trial_dir, start_step)
+        dropped = _align_files_to_checkpoint(trial_dir, start_step, submission.artifacts)
     elif setup.resume and (trial_dir / EVAL_CSV).exists():
         # Killed before its first eval and checkpoint: nothing to keep, start again.
-        _align_files_to_checkpoint(trial_dir, 0)
+        _align_files_to_checkpoint(trial_dir, 0, submission.artifacts)
         print(f"{trial_dir.name} has no checkpoint to resume from: starting it again at "
               "step 0", file=out or sys.stdout)
 
@@ -311,7 +303,8 @@ def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> T
         extra={"global_batch_size": setup.global_batch_size,
                "eval_batch_size": setup.eval_batch_size,
                "resumed_from_step": start_step if checkpoint else None,
-               "fingerprint": fingerprint}))
+               "fingerprint": fingerprint,
+               ARTIFACTS_KEY: list(artifact_patterns(submission.artifacts))}))
     logger = MetricLogger(trial_dir, preemption_count=p)
     workload.attach_metrics_logger(logger)
 
@@ -338,7 +331,7 @@ def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> T
         return (train_state["validation_goal_reached"] and train_state["test_goal_reached"]
                 and not setup.continue_past_target)
 
-    seen_events = len(read_csv(trial_dir / EVENTS_FILE))
+    seen = seen_rows(trial_dir, submission.artifacts)
     global_start_time = time.time()
     train_state["last_step_end_time"] = global_start_time
     if checkpoint is not None:
@@ -387,7 +380,7 @@ def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> T
             else:
                 due = now - train_state["last_eval_time"] >= eval_period
             if due or train_state["training_complete"]:
-                seen_events = _report_events(trial_dir, seen_events, progress)
+                seen = report_new_rows(trial_dir, submission.artifacts, seen, progress.message)
                 if submission.prepare_for_eval is not None:
                     with counter.timed(warmup=first_timed):
                         prep_start = time.time()
@@ -432,22 +425,6 @@ def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> T
     save(global_step, final=True)  # after summary.json: a final checkpoint implies a summary
     return TrialResult(trial_dir=trial_dir, summary=summary, params=params,
                        model_state=model_state, eval_results=eval_results)
-
-
-def _report_events(trial_dir: pathlib.Path, seen: int, progress: Progress) -> int:
-    """Prints the submission's new ``events.csv`` rows (resets, early stops)."""
-    path = trial_dir / EVENTS_FILE
-    if not path.exists():
-        return seen
-    rows = read_csv(path)
-    for i, row in enumerate(rows[seen:], start=seen):
-        if row.get("kind") == "early_stop_skipped" and any(
-                r.get("kind") == row.get("kind") and r.get("cycle") == row.get("cycle")
-                for r in rows[:i]):
-            continue  # the detector fires again in the last cycle: said once is enough
-        progress.message(f"event @ step {row.get('global_step')}: {row.get('kind')} "
-                         f"(cycle {row.get('cycle')}, {row.get('reason')})")
-    return len(rows)
 
 
 def _by_function(counter: CompileCounter) -> dict[str, int]:
@@ -501,6 +478,6 @@ def _evaluate(workload, setup, params, model_state, eval_rng, global_step, train
 def eval_metric_rows(trial_dir: str | pathlib.Path) -> list[dict[str, str]]:
     """``eval_measurements.csv`` rows without the timing columns (for comparisons)."""
     rows = read_csv(pathlib.Path(trial_dir) / EVAL_CSV)
-    return [{k: v for k, v in r.items() if k not in _TIMING_KEYS and k != "preemption_count"}
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS and k != "preemption_count"}
             for r in rows]
 

@@ -99,6 +99,11 @@ def test_default_job_shows_cycles_resets_and_an_early_stop(run_cli):
     assert summary["reached"] and summary["global_steps"] == 2000
     assert summary["train_step_compilations"] == 1
     assert "event @ step" in out and "early_stop" in out
+    # An early stop writes schedule_history.json: --overwrite must know it as the run's.
+    assert (trial / "schedule_history.json").exists()
+    code, _, err = run_cli(*args, f"--submission_path={submission('nadamw_reinit')}",
+                           "--overwrite", "--max_global_steps=5")
+    assert code == 0, err
 
 
 @pytest.mark.parametrize(("args", "message"), [
