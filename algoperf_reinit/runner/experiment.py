@@ -26,6 +26,7 @@ from algoperf_reinit._records import dumps_strict
 __all__ = [
     "ARTIFACTS_KEY",
     "RUN_FILE_PATTERNS",
+    "SUMMARY_JSON",
     "check_run_dir",
     "prepare_workload_dir",
     "run_metadata",
@@ -37,6 +38,8 @@ RUN_FILE_PATTERNS = (
     "flags_*.json", "meta_data_*.json", "hparams.json", "eval_measurements.csv",
     "measurements.csv", "summary.json", "checkpoint_*.msgpack", ".checkpoint_*", "*.tmp*",
 )
+SUMMARY_JSON = "summary.json"
+"""The trial's summary (written by the runner at the end of a trial)."""
 ARTIFACTS_KEY = "submission_artifacts"
 """Key of ``meta_data_<p>.json`` listing the submission's artefact patterns."""
 _MARKERS = ("flags_*.json", "meta_data_*.json")
