@@ -61,6 +61,14 @@ def test_progress_prints_plain_lines_when_not_a_terminal():
     assert lines[-2].startswith("step 100/100 | loss 0.5 | lr 0.001 | cycle 1")
 
 
+def test_progress_mode_is_one_of_the_modes():
+    with pytest.raises(ValueError, match="progress mode must be one of 'auto', 'bar', 'lines', "
+                       "'none', got 'bars'; did you mean 'bar'"):
+        Progress(10, 60.0, mode="bars")
+    with pytest.raises(TypeError, match=r"progress mode must be one of .* got None of type"):
+        Progress(10, 60.0, mode=None)
+
+
 def test_progress_bar_redraws_one_line():
     stream = io.StringIO()
     progress = Progress(10, 60.0, mode="bar", stream=stream)
