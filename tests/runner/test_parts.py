@@ -31,6 +31,21 @@ def test_compile_counter_counts_backend_compiles_by_phase():
     assert [name for _, name, _ in counter.events].count("jit(f)") == 2
 
 
+def test_compile_counter_keeps_every_stage_of_a_compile():
+    from algoperf_reinit.runner.compilations import COMPILE_STAGE_EVENTS
+
+    def g(x):
+        return x - 1
+
+    with CompileCounter() as counter:
+        jax.jit(g)(jnp.ones(7)).block_until_ready()
+    mine = [(event, name) for event, name, _ in counter.stages if name in ("g", "jit_g", "jit(g)")]
+    assert {event for event, _ in mine} == set(COMPILE_STAGE_EVENTS)
+    assert ("/jax/core/compile/backend_compile_duration", "jit(g)") in mine
+    assert all(seconds >= 0 for _, _, seconds in counter.stages)
+    assert [name for _, name, _ in counter.events].count("jit(g)") == 1
+
+
 def test_metric_logger_grows_columns_and_keeps_exact_floats(tmp_path):
     logger = MetricLogger(tmp_path)
     logger.append_scalar_metrics({"loss": 0.1 + 0.2}, 0)
@@ -42,6 +57,8 @@ def test_metric_logger_grows_columns_and_keeps_exact_floats(tmp_path):
     assert rows[1]["grad_norm"] == "3"
     assert read_csv(tmp_path / "eval_measurements.csv")[0]["validation/loss"] == "2.0"
     assert logger.latest["loss"] == 1.5
+    logger.append_scalar_metrics({"loss": __import__("numpy").float64(0.25)}, 4)
+    assert read_csv(tmp_path / "measurements.csv")[-1]["loss"] == "0.25"  # not np.float64(...)
     with pytest.raises(TypeError, match="metric 'x' must be a scalar"):
         logger.append_scalar_metrics({"x": jnp.ones(2)}, 3)
 
