@@ -1,9 +1,11 @@
-"""An AlgoPerf-like runner for our submissions on the bundled workloads.
+"""An AlgoPerf-like runner: any AlgoPerf v0.6 submission file on the bundled workloads.
 
 ``python -m algoperf_reinit.runner`` (or ``algoperf-reinit-runner``) runs an
 AlgoPerf v0.6 submission the way AlgoPerf's ``submission_runner.py`` does and
 writes the same experiment layout, plus ``summary.json``. With no flags it runs
-the default job (digits, ``nadamw_reinit``, its whole schedule).
+the default job (digits, ``nadamw_reinit``, its whole schedule). It knows no
+submission's own files: a submission declares them through
+``algoperf_reinit.run_protocol``'s artefact hook (see :mod:`.artifacts`).
 """
 
 from algoperf_reinit.runner.checkpoint import CheckpointError

@@ -114,3 +114,26 @@ def test_load_submission_by_module_path_and_errors(tmp_path):
     sub.write_text("raise RuntimeError('broken import')\n")
     with pytest.raises(RuntimeError, match="broken import"):
         load_submission(str(sub))
+
+
+def test_truncate_csv_runner_alias_and_records(tmp_path):
+    from algoperf_reinit import _records
+    from algoperf_reinit.runner import metrics
+
+    assert metrics.truncate_csv is _records.truncate_csv and "truncate_csv" in metrics.__all__
+    assert metrics.read_csv is _records.read_csv and "read_csv" in metrics.__all__
+    path = tmp_path / "measurements.csv"
+    logger = MetricLogger(tmp_path)
+    for step in range(5):
+        logger.append_scalar_metrics({"loss": step / 10}, step)
+    assert metrics.truncate_csv(path, lambda row: metrics.row_step(row) < 3) == 2
+    assert [r["global_step"] for r in read_csv(path)] == ["0", "1", "2"]
+    assert path.read_text().splitlines()[0] == "global_step,loss,preemption_count"
+    before = path.read_bytes()
+    assert _records.truncate_csv(path, lambda row: True) == 0 and path.read_bytes() == before
+    assert _records.truncate_csv(path, lambda row: False) == 3
+    assert path.read_text() == "global_step,loss,preemption_count\n"
+    assert metrics.truncate_csv(tmp_path / "missing.csv", lambda row: False) == 0
+    (tmp_path / "empty.csv").write_text("")
+    assert metrics.truncate_csv(tmp_path / "empty.csv", lambda row: False) == 0
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically, nothing left behind
