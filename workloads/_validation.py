@@ -79,15 +79,13 @@ def in_range(field: str, value: Any, low: float, high: float, *,
 
 
 def choice(field: str, value: Any, choices: Collection[str], *, fix: str | None = None) -> str:
-    """One of ``choices`` (``fix``: advice appended to the message).
+    """``value`` if it is one of the names ``choices`` (``fix``: advice for the message).
 
     Raises:
-      TypeError: if ``value`` is not a string.
-      ValueError: if it is not one of ``choices`` (the message lists them).
+      TypeError: for a value that is not a ``str``.
+      ValueError: for a name not among ``choices`` (all are listed).
     """
-    listed = ", ".join(repr(c) for c in choices)
-    if not isinstance(value, str):
-        raise type_error(field, value, f"one of {listed}", fix=fix)
-    if value not in choices:
-        raise value_error(field, value, f"one of {listed}", fix=fix)
-    return value
+    if isinstance(value, str) and value in choices:
+        return value
+    error = value_error if isinstance(value, str) else type_error
+    raise error(field, value, "one of " + ", ".join(map(repr, choices)), fix=fix)

@@ -26,23 +26,9 @@ from algoperf_reinit.runner.artifacts import (
     truncate_artifacts,
 )
 from algoperf_reinit.runner.experiment import check_run_dir
-from tests.runner.conftest import submission
+from tests.runner.conftest import delegating_submission, submission
 
-TINY = '''
-import csv, importlib.util, os, pathlib
-from algoperf_reinit.run_protocol import RUN_DIR_ENV, RunArtifact
-
-_spec = importlib.util.spec_from_file_location("_inner_baseline", {path!r})
-_inner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_inner)
-get_batch_size = _inner.get_batch_size
-init_optimizer_state = _inner.init_optimizer_state
-data_selection = _inner.data_selection
-
-
-def update_params(workload, current_param_container, current_params_types, model_state,
-                  hyperparameters, batch, loss_type, optimizer_state, eval_results,
-                  global_step, rng, train_state=None):
+WRITE_NOTES = """\
     run_dir = os.environ.get(RUN_DIR_ENV)
     if run_dir:
         path = pathlib.Path(run_dir) / "notes.csv"
@@ -54,14 +40,7 @@ def update_params(workload, current_param_container, current_params_types, model
             writer.writerow([global_step, "note"])
         (pathlib.Path(run_dir) / "extra_1.txt").write_text("x")
     if str(global_step) == os.environ.get("TINY_INTERRUPT_AT"):
-        raise KeyboardInterrupt  # as if the process were killed after this step's row
-    return _inner.update_params(
-        workload=workload, current_param_container=current_param_container,
-        current_params_types=current_params_types, model_state=model_state,
-        hyperparameters=hyperparameters, batch=batch, loss_type=loss_type,
-        optimizer_state=optimizer_state, eval_results=eval_results,
-        global_step=global_step, rng=rng, train_state=train_state)
-'''
+        raise KeyboardInterrupt  # as if the process were killed after this step's row"""
 
 HOOK = '''
 
@@ -74,12 +53,14 @@ def run_artifacts():  # the inner submission's files and ours
             RunArtifact("notes.csv", step_column="step", message=_message),
             RunArtifact("extra_*.txt")]
 '''
+NO_HOOK = "\ndel run_artifacts  # writes the same files, declares none\n"
 
 
 def write(tmp_path: pathlib.Path, name: str, hook: bool) -> pathlib.Path:
     sub = tmp_path / name / "submission.py"
     sub.parent.mkdir()
-    sub.write_text(TINY.format(path=submission("nadamw_baseline")) + (HOOK if hook else ""))
+    sub.write_text(delegating_submission(submission("nadamw_baseline"), WRITE_NOTES)
+                   + (HOOK if hook else NO_HOOK))
     return sub
 
 
