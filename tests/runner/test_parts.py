@@ -137,3 +137,13 @@ def test_truncate_csv_runner_alias_and_records(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     assert metrics.truncate_csv(tmp_path / "empty.csv", lambda row: False) == 0
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically, nothing left behind
+
+
+def test_an_optional_function_that_is_not_callable_is_a_type_error(tmp_path):
+    sub = tmp_path / "submission.py"
+    sub.write_text("".join(f"def {name}(*args, **kwargs):\n    pass\n\n" for name in (
+        "get_batch_size", "init_optimizer_state", "update_params", "data_selection"))
+        + "prepare_for_eval = 3\n")
+    with pytest.raises(TypeError, match=r"prepare_for_eval must be a function or absent, got 3 "
+                                        "of type int"):
+        load_submission(str(sub))
