@@ -50,21 +50,15 @@ Usage (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-import flax
+import _report
 import flax.linen as nn
 import jax
-import jax.monitoring
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -214,48 +208,6 @@ def validation_results(steps: Sequence[int], loss: Callable[[int], float]) -> li
     ]
 
 
-# ----------------------------------------------------------------------------- compile events
-
-
-class CompileLog:
-    """Collects ``jax.monitoring`` compile events (listener registered once per process)."""
-
-    EVENTS = (
-        "/jax/core/compile/jaxpr_trace_duration",
-        "/jax/core/compile/jaxpr_to_mlir_module_duration",
-        "/jax/core/compile/backend_compile_duration",
-    )
-    BACKEND = EVENTS[-1]
-
-    def __init__(self):
-        self.records: list[tuple[str, float, str]] = []
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-
-    def _listen(self, event: str, duration: float, **kwargs: Any) -> None:
-        if event in self.EVENTS:
-            name = str(kwargs.get("fun_name", ""))
-            if name.startswith("jit(") and name.endswith(")"):
-                name = name[4:-1]
-            self.records.append((event, duration, name))
-
-    def mark(self) -> int:
-        """A position in the log, for :meth:`since`."""
-        return len(self.records)
-
-    def since(self, mark: int, fun_name: str | None = None) -> tuple[int, float]:
-        """Backend compiles and seconds (trace + lower + compile) since ``mark``.
-
-        Args:
-          mark: a value of :meth:`mark`.
-          fun_name: only this function (``None``: every function).
-
-        Returns:
-          ``(number of backend compiles, total seconds of the three phases)``.
-        """
-        records = [r for r in self.records[mark:] if fun_name is None or r[2] == fun_name]
-        return (sum(1 for r in records if r[0] == self.BACKEND), sum(r[1] for r in records))
-
-
 # ----------------------------------------------------------------------------- 1. ordinary steps
 
 
@@ -379,8 +331,8 @@ class ResetCost(NamedTuple):
     step_ms: float  # median train step of this loop, for scale
 
 
-def measure_resets(workload: Workload, mode: Mode, log: CompileLog, table_loop: Loop
-                   ) -> ResetCost:
+def measure_resets(workload: Workload, mode: Mode, log: _report.CompileLog,
+                   table_loop: Loop) -> ResetCost:
     """Times ``model_reinit_schedule`` calls that start a new cycle.
 
     Between resets it runs the train step compiled for ``table_loop``: its table has
@@ -474,7 +426,8 @@ def _plateau_loss(step: int) -> float:
     return 1.0  # flat: the patience rule fires on the 3rd evaluation of a cycle
 
 
-def run_ours(workload: Workload, mode: Mode, log: CompileLog) -> tuple[RunCount, dict, dict]:
+def run_ours(workload: Workload, mode: Mode, log: _report.CompileLog
+             ) -> tuple[RunCount, dict, dict]:
     """Our design: one jitted step; early stops swap the table into the optimizer state.
 
     Returns:
@@ -516,7 +469,8 @@ def run_ours(workload: Workload, mode: Mode, log: CompileLog) -> tuple[RunCount,
     return count, stops, resets
 
 
-def run_seed(workload: Workload, mode: Mode, log: CompileLog, stops: dict[int, CycleTable],
+def run_seed(workload: Workload, mode: Mode, log: _report.CompileLog,
+             stops: dict[int, CycleTable],
              resets: dict[int, int]) -> RunCount:
     """The seed's way, replaying our run's events: a new chain and jitted step per early stop."""
     table = cycle_table(mode.run_steps, 3)
@@ -551,24 +505,6 @@ def run_seed(workload: Workload, mode: Mode, log: CompileLog, stops: dict[int, C
 # ----------------------------------------------------------------------------- report
 
 
-def _versions() -> str:
-    import jaxlib
-
-    return (
-        f"python {platform.python_version()}, jax {jax.__version__}, jaxlib {jaxlib.__version__}, "
-        f"optax {optax.__version__}, flax {flax.__version__}, numpy {np.__version__}; backend "
-        f"{jax.default_backend()}, {os.cpu_count()} CPU cores, {platform.machine()} "
-        f"{platform.system()}{_load('at start')}"
-    )
-
-
-def _load(when: str) -> str:
-    try:
-        return f", load average {os.getloadavg()[0]:.2f} {when}"
-    except (AttributeError, OSError):  # not available on every platform
-        return ""
-
-
 def _iqr(values: Sequence[float], spec: str) -> str:
     q1, q2, q3 = _quartiles(values)
     return f"{format(q2, spec)} [{format(q1, spec)}–{format(q3, spec)}]"
@@ -576,29 +512,23 @@ def _iqr(values: Sequence[float], spec: str) -> str:
 
 def _report_overhead(o: Overhead, mode: Mode) -> tuple[list[str], float]:
     plain = o.ms["plain"]
-    ratio_median = 1.0
-    lines = [
-        f"1. Ordinary steps: ms/step, median [IQR] of {mode.repeats} interleaved repeats of "
-        f"{mode.block} steps",
-        "",
-        "| loop | optimizer | host call | ms/step | ratio to plain (per repeat) |",
-        "|---|---|---|---:|---:|",
-    ]
     what = {
         "optax": ("`optax.nadamw(warmup_cosine)`", "—"),
         "plain": ("`nadamw(warmup_cosine)`", "—"),
         "table": ("`nadamw(CycleTable)`", "—"),
         "ours": ("`nadamw(CycleTable)`", "`model_reinit_schedule`"),
     }
-    for name in LOOPS:
-        ratios = [a / b for a, b in zip(o.ms[name], plain, strict=True)]
-        if name == "ours":
-            ratio_median = _quartiles(ratios)[1]
-        lines.append(f"| {name} | {what[name][0]} | {what[name][1]} | {_iqr(o.ms[name], '.2f')} "
-                     f"| {_iqr(ratios, '.4f')} |")
+    ratios = {name: [a / b for a, b in zip(o.ms[name], plain, strict=True)] for name in LOOPS}
+    rows = [(name, *what[name], _iqr(o.ms[name], ".2f"), _iqr(ratios[name], ".4f"))
+            for name in LOOPS]
     step_ms = statistics.median(plain)
     host_only = [a / b for a, b in zip(o.ms["ours"], o.ms["table"], strict=True)]
-    lines += [
+    lines = [
+        f"1. Ordinary steps: ms/step, median [IQR] of {mode.repeats} interleaved repeats of "
+        f"{mode.block} steps",
+        "",
+        *_report.table(["loop", "optimizer", "host call", "ms/step",
+                        "ratio to plain (per repeat)"], rows, "lllrr"),
         "",
         f"ours/table (the same compiled step; the host call alone): {_iqr(host_only, '.4f')} "
         "per repeat.",
@@ -608,49 +538,44 @@ def _report_overhead(o: Overhead, mode: Mode) -> tuple[list[str], float]:
         f"plain step if it were not overlapped with the step; one device-scalar read "
         f"`int(np.asarray(x))`: {o.scalar_read_us:.1f} µs.",
     ]
-    return lines, ratio_median
+    return lines, _quartiles(ratios["ours"])[1]
 
 
 def _report_resets(r: ResetCost) -> list[str]:
     steady = statistics.median(r.steady_s) if r.steady_s else float("nan")
+    rows = [
+        ("whole call [ms]", f"{r.first_s * 1e3:.1f}", f"{steady * 1e3:.1f}"),
+        ("of which `workload.init_model_fn` [ms]", f"{r.init_first_s * 1e3:.1f}",
+         f"{r.init_steady_s * 1e3:.1f}"),
+        ("`reset_optimizer_state` (default policy) alone [ms]", "—",
+         f"{r.opt_reset_s * 1e3:.1f}"),
+        ("backend compiles during the call(s)", r.first_compiles, r.steady_compiles),
+        (f"in train steps ({r.step_ms:.1f} ms each)", f"{r.first_s * 1e3 / r.step_ms:.1f}",
+         f"{steady * 1e3 / r.step_ms:.1f}"),
+    ]
     return [
         "2. One reset (`model_reinit_schedule` at a cycle start: shrink-and-perturb params from "
         "`init_model_fn`, default optimizer reset), to `block_until_ready`",
         "",
-        "| | first reset (compiles included) | steady (median of "
-        f"{len(r.steady_s)}, later cycles) |",
-        "|---|---:|---:|",
-        f"| whole call [ms] | {r.first_s * 1e3:.1f} | {steady * 1e3:.1f} |",
-        f"| of which `workload.init_model_fn` [ms] | {r.init_first_s * 1e3:.1f} | "
-        f"{r.init_steady_s * 1e3:.1f} |",
-        f"| `reset_optimizer_state` (default policy) alone [ms] | — | {r.opt_reset_s * 1e3:.1f} |",
-        f"| backend compiles during the call(s) | {r.first_compiles} | {r.steady_compiles} |",
-        f"| in train steps ({r.step_ms:.1f} ms each) | {r.first_s * 1e3 / r.step_ms:.1f} | "
-        f"{steady * 1e3 / r.step_ms:.1f} |",
+        *_report.table(["", "first reset (compiles included)",
+                        f"steady (median of {len(r.steady_s)}, later cycles)"], rows, "lrr"),
     ]
 
 
 def _report_runs(ours: RunCount, seed: RunCount, mode: Mode) -> list[str]:
-    def cache(c: RunCount) -> str:
-        return "n/a" if c.cache_size is None else str(c.cache_size)
-
-    rows = [("ours (table in the optimizer state)", ours),
-            ("seed (new chain + jitted step per early stop)", seed)]
-    lines = [
+    rows = [(label, c.cycles, c.early_stops, c.resets, c.jitted_steps, c.traces, c.compiles,
+             "n/a" if c.cache_size is None else c.cache_size, f"{c.compile_s:.2f}",
+             c.other_compiles, f"{c.wall_s:.2f}")
+            for label, c in (("ours (table in the optimizer state)", ours),
+                             ("seed (new chain + jitted step per early stop)", seed))]
+    return [
         f"3. Compilations over a run of {mode.run_steps} steps (3 cycles planned, evaluation "
         f"every {mode.eval_every} steps, flat validation loss)",
         "",
-        "| design | cycles | early stops | resets | jitted steps | traces | compile events "
-        "| `_cache_size()` | compile s (trace+lower+XLA) | other compiles | run wall s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *_report.table(["design", "cycles", "early stops", "resets", "jitted steps", "traces",
+                        "compile events", "`_cache_size()`", "compile s (trace+lower+XLA)",
+                        "other compiles", "run wall s"], rows, "lrrrrrrrrrr"),
     ]
-    for label, c in rows:
-        lines.append(
-            f"| {label} | {c.cycles} | {c.early_stops} | {c.resets} | {c.jitted_steps} | "
-            f"{c.traces} | {c.compiles} | {cache(c)} | {c.compile_s:.2f} | {c.other_compiles} | "
-            f"{c.wall_s:.2f} |"
-        )
-    return lines
 
 
 def _checks(ratio: float, ours: RunCount, plain_ms: float, mode: Mode) -> list[tuple[bool, str]]:
@@ -673,15 +598,15 @@ def _checks(ratio: float, ours: RunCount, plain_ms: float, mode: Mode) -> list[t
 
 def run(mode: Mode) -> tuple[list[str], bool]:
     """Runs every measurement; returns the report lines and whether every target was met."""
-    log = CompileLog()
-    workload = Workload(mode)
-    overhead = measure_overhead(workload, mode)
-    print("  measured ordinary steps", file=sys.stderr, flush=True)
-    resets = measure_resets(workload, mode, log, overhead.table_loop)
-    print("  measured resets", file=sys.stderr, flush=True)
-    ours, stops, reset_steps = run_ours(workload, mode, log)
-    seed = run_seed(workload, mode, log, stops, reset_steps)
-    print("  measured compilations", file=sys.stderr, flush=True)
+    with _report.CompileLog() as log:
+        workload = Workload(mode)
+        overhead = measure_overhead(workload, mode)
+        print("  measured ordinary steps", file=sys.stderr, flush=True)
+        resets = measure_resets(workload, mode, log, overhead.table_loop)
+        print("  measured resets", file=sys.stderr, flush=True)
+        ours, stops, reset_steps = run_ours(workload, mode, log)
+        seed = run_seed(workload, mode, log, stops, reset_steps)
+        print("  measured compilations", file=sys.stderr, flush=True)
 
     lines, ratio = _report_overhead(overhead, mode)
     lines += ["", *_report_resets(resets), "", *_report_runs(ours, seed, mode), ""]
@@ -693,33 +618,22 @@ def run(mode: Mode) -> tuple[list[str], bool]:
     return lines, all(ok for ok, _ in checks)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line; returns 1 in full mode when a target is missed, else 0."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke-test sizes (~10 s): a smaller model, fewer repeats; only "
-                        "reports the targets")
-    args = parser.parse_args(argv)
-    mode = QUICK if args.quick else FULL
-    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(
-        ["reinit_overhead.py", *argv])
-    print(f"$ {command}")
-    print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {_versions()}")
+def describe(mode: Mode) -> str:
+    """The ``# mode ...`` line: model size and repeats."""
     n_params = (mode.features + 1) * mode.hidden + (mode.hidden + 1) * mode.hidden + (
         mode.hidden + 1) * CLASSES
-    print(
-        f"# mode {mode.name}: MLP {mode.features}-{mode.hidden}-{mode.hidden}-{CLASSES} "
-        f"({n_params:,} params), batch {mode.batch}; {mode.repeats} repeats x {mode.block} steps; "
-        f"{mode.resets} resets; run of {mode.run_steps} steps"
-    )
-    print(flush=True)
-    start = time.perf_counter()
-    lines, ok = run(mode)
-    print("\n".join(lines))
-    print(f"\n# total {time.perf_counter() - start:.1f} s{_load('at end')}")
-    if mode is FULL and not ok:
-        return 1
-    return 0
+    return (f"# mode {mode.name}: MLP {mode.features}-{mode.hidden}-{mode.hidden}-{CLASSES} "
+            f"({n_params:,} params), batch {mode.batch}; {mode.repeats} repeats x {mode.block} "
+            f"steps; {mode.resets} resets; run of {mode.run_steps} steps")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line; returns 1 in full mode when a target is missed, else 0."""
+    return _report.quick_or_full(
+        argv, script="reinit_overhead.py", description=__doc__.splitlines()[0],
+        quick_help="smoke-test sizes (~10 s): a smaller model, fewer repeats; only reports "
+                   "the targets",
+        full=FULL, quick=QUICK, describe=describe, run=run)
 
 
 if __name__ == "__main__":

@@ -28,18 +28,14 @@ Usage (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import os
-import platform
 import re
-import shlex
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import _report
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -177,23 +173,6 @@ def _warm_up(steps: int) -> None:
     jax.jit(lambda t: schedule(t)).lower(jnp.int32(0)).compile()
 
 
-def _versions() -> str:
-    import jaxlib
-
-    return (
-        f"python {platform.python_version()}, jax {jax.__version__}, jaxlib {jaxlib.__version__}, "
-        f"optax {optax.__version__}, numpy {np.__version__}; backend {jax.default_backend()}, "
-        f"{os.cpu_count()} CPU cores, {platform.machine()} {platform.system()}{_load()}"
-    )
-
-
-def _load() -> str:
-    try:
-        return f", load average {os.getloadavg()[0]:.2f} at start"
-    except (AttributeError, OSError):  # not available on every platform
-        return ""
-
-
 def _fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
@@ -202,42 +181,33 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
 
 
-def _report(results: dict[int, tuple[Measurement, Measurement | None]], mode: Mode) -> list[str]:
+def _tables(results: dict[int, tuple[Measurement, Measurement | None]], mode: Mode) -> list[str]:
     steps_k = f"{mode.steps // 1000}k"
-    lines = [
-        f"| cycles | ours eqns | ours HLO ops | ours compile [s] | ours eval {steps_k} [ms] "
-        f"| optax eqns | optax HLO ops | optax compile [s] | optax eval {steps_k} [ms] "
-        "| compile optax/ours | eval optax/ours | max abs diff |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for n, (ours, theirs) in results.items():
-        t = theirs
+    rows = []
+    for n, (ours, t) in results.items():
         diff = None if t is None else float(np.max(np.abs(ours.values - t.values)))
-        lines.append(
-            f"| {n} | {ours.eqns} | {ours.hlo_ops} | {ours.compile_s:.3f} | "
-            f"{ours.eval_s * 1e3:.2f} | {_fmt(t and t.eqns, 'd')} | "
-            f"{_fmt(t and t.hlo_ops, 'd')} | {_fmt(t and t.compile_s, '.3f')} | "
-            f"{_fmt(t and t.eval_s * 1e3, '.2f')} | {_ratio(t and t.compile_s, ours.compile_s)} | "
-            f"{_ratio(t and t.eval_s, ours.eval_s)} | {_fmt(diff, '.1e')} |"
-        )
-    first_ours, first_theirs = results[CYCLE_COUNTS[0]]
-    lines += [
+        rows.append((
+            n, ours.eqns, ours.hlo_ops, f"{ours.compile_s:.3f}", f"{ours.eval_s * 1e3:.2f}",
+            _fmt(t and t.eqns, "d"), _fmt(t and t.hlo_ops, "d"), _fmt(t and t.compile_s, ".3f"),
+            _fmt(t and t.eval_s * 1e3, ".2f"), _ratio(t and t.compile_s, ours.compile_s),
+            _ratio(t and t.eval_s, ours.eval_s), _fmt(diff, ".1e")))
+    first_ours, t1 = results[CYCLE_COUNTS[0]]
+    relative = [
+        (n, _ratio(ours.eqns, first_ours.eqns), _ratio(ours.compile_s, first_ours.compile_s),
+         _ratio(ours.eval_s, first_ours.eval_s), _ratio(t and t.eqns, t1.eqns),
+         _ratio(t and t.compile_s, t1.compile_s), _ratio(t and t.eval_s, t1.eval_s))
+        for n, (ours, t) in results.items()]
+    return [
+        *_report.table(["cycles", "ours eqns", "ours HLO ops", "ours compile [s]",
+                        f"ours eval {steps_k} [ms]", "optax eqns", "optax HLO ops",
+                        "optax compile [s]", f"optax eval {steps_k} [ms]", "compile optax/ours",
+                        "eval optax/ours", "max abs diff"], rows, "r" * 12),
         "",
         f"Relative to {CYCLE_COUNTS[0]} cycle:",
         "",
-        "| cycles | ours eqns | ours compile | ours eval | optax eqns | optax compile "
-        "| optax eval |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        *_report.table(["cycles", "ours eqns", "ours compile", "ours eval", "optax eqns",
+                        "optax compile", "optax eval"], relative, "r" * 7),
     ]
-    for n, (ours, theirs) in results.items():
-        t, t1 = theirs, first_theirs
-        lines.append(
-            f"| {n} | {_ratio(ours.eqns, first_ours.eqns)} | "
-            f"{_ratio(ours.compile_s, first_ours.compile_s)} | "
-            f"{_ratio(ours.eval_s, first_ours.eval_s)} | {_ratio(t and t.eqns, t1.eqns)} | "
-            f"{_ratio(t and t.compile_s, t1.compile_s)} | {_ratio(t and t.eval_s, t1.eval_s)} |"
-        )
-    return lines
 
 
 def _checks(results: dict[int, tuple[Measurement, Measurement | None]]) -> list[tuple[bool, str]]:
@@ -272,7 +242,7 @@ def run(mode: Mode) -> tuple[list[str], bool]:
         theirs = measure_optax(table, steps, mode) if n <= mode.optax_max_cycles else None
         results[n] = (ours, theirs)
         print(f"  measured {n} cycles", file=sys.stderr, flush=True)
-    lines = _report(results, mode)
+    lines = _tables(results, mode)
     checks = _checks(results)
     lines.append("")
     lines += [f"{'PASS' if ok else 'FAIL'}: ours: {text}" for ok, text in checks]
@@ -281,32 +251,21 @@ def run(mode: Mode) -> tuple[list[str], bool]:
     return lines, all(ok for ok, _ in checks)
 
 
+def describe(mode: Mode) -> str:
+    """The ``# mode ...`` line: sizes and repeats."""
+    return (f"# mode {mode.name}: {mode.steps:,} steps, {mode.eval_repeats} eval repeats "
+            f"(median), best of {mode.compile_repeats} compile(s) for ours, 1 for optax; optax "
+            f"up to {mode.optax_max_cycles} cycles; equal cycles, warmup {WARMUP_FRACTION:g}, "
+            f"peak {PEAK:g}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns 1 in full mode when ours misses a target, else 0."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke-test sizes (~10 s): optax up to 64 cycles, fewer steps and "
-                        "repeats; only reports the targets")
-    args = parser.parse_args(argv)
-    mode = QUICK if args.quick else FULL
-    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(
-        ["schedule_scaling.py", *argv])
-    print(f"$ {command}")
-    print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; {_versions()}")
-    print(
-        f"# mode {mode.name}: {mode.steps:,} steps, {mode.eval_repeats} eval repeats (median), "
-        f"best of {mode.compile_repeats} compile(s) for ours, 1 for optax; optax up to "
-        f"{mode.optax_max_cycles} cycles; equal cycles, warmup {WARMUP_FRACTION:g}, "
-        f"peak {PEAK:g}"
-    )
-    print(flush=True)
-    start = time.perf_counter()
-    lines, ok = run(mode)
-    print("\n".join(lines))
-    print(f"\n# total {time.perf_counter() - start:.1f} s")
-    if mode is FULL and not ok:
-        return 1
-    return 0
+    return _report.quick_or_full(
+        argv, script="schedule_scaling.py", description=__doc__.splitlines()[0],
+        quick_help="smoke-test sizes (~10 s): optax up to 64 cycles, fewer steps and repeats; "
+                   "only reports the targets",
+        full=FULL, quick=QUICK, describe=describe, run=run)
 
 
 if __name__ == "__main__":

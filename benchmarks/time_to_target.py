@@ -25,17 +25,15 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import datetime
 import io
 import math
-import os
 import pathlib
-import platform
-import shlex
 import statistics
 import sys
 import tempfile
 import time
+
+import _report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SUBMISSIONS = ("nadamw_baseline", "nadamw_cycles", "nadamw_reinit")
@@ -46,6 +44,59 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     if value is None or math.isinf(value):
         return "∞"
     return format(value, spec)
+
+
+def _runner_args(workload: str, submission: str, base: pathlib.Path, name: str,
+                 *extra: str) -> list[str]:
+    return [f"--workload={workload}",
+            f"--submission_path={ROOT / 'submissions' / submission / 'submission.py'}",
+            "--tuning_ruleset=self", f"--experiment_dir={base}", f"--experiment_name={name}",
+            "--nosave_checkpoints", "--progress=none", "--overwrite", *extra]
+
+
+def measure(args: argparse.Namespace, base: pathlib.Path) -> dict[tuple[str, str], list[dict]]:
+    """Runs every workload, seed and submission; returns their summaries (plus wall time)."""
+    from algoperf_reinit.runner import parse_flags, run
+
+    results: dict[tuple[str, str], list[dict]] = {}
+    for workload in args.workloads:
+        # Warm-up (not reported): the process's first run also compiles JAX's own
+        # small ops for this workload's shapes, which would bias the first submission.
+        run(parse_flags(_runner_args(workload, "nadamw_baseline", base, "warmup",
+                                     "--max_global_steps=2", "--eval_every_steps=1")),
+            out=io.StringIO())
+        for seed in args.seeds:
+            for name in args.submissions:
+                flags = parse_flags(_runner_args(
+                    workload, name, base, f"{name}_seed{seed}", f"--rng_seed={seed}",
+                    f"--eval_every_steps={EVAL_EVERY.get(workload, 100)}"))
+                start = time.monotonic()
+                (trial,) = run(flags, out=io.StringIO())
+                summary = dict(trial.summary, wall_sec=time.monotonic() - start)
+                results.setdefault((workload, name), []).append(summary)
+                print(f"  {workload} {name} seed {seed}: time_to_target "
+                      f"{_fmt(summary['time_to_target_sec'], '.2f')} s, steps "
+                      f"{summary['steps_to_target']}, wall {summary['wall_sec']:.1f} s",
+                      flush=True)
+    return results
+
+
+def workload_table(runs_by_submission: dict[str, list[dict]]) -> list[str]:
+    """Per submission: times and steps per seed, the median, its ratio to the baseline."""
+    medians = {name: statistics.median(
+        math.inf if r["time_to_target_sec"] is None else r["time_to_target_sec"] for r in runs)
+        for name, runs in runs_by_submission.items()}
+    ref = medians.get("nadamw_baseline")
+    rows = []
+    for name, runs in runs_by_submission.items():
+        ratio = medians[name] / ref if ref and not math.isinf(ref) else None
+        rows.append((name, ", ".join(_fmt(r["time_to_target_sec"]) for r in runs),
+                     ", ".join(str(r["steps_to_target"]) for r in runs), _fmt(medians[name]),
+                     _fmt(ratio, ".2f"),
+                     ", ".join(str(r["train_step_compilations"]) for r in runs)))
+    return _report.table(["submission", "time to target per seed [s]", "steps per seed",
+                          "median [s]", "ratio to baseline", "train-step compiles"], rows,
+                         "llllll")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,63 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.workloads, args.seeds = ["digits"], [1]
         args.submissions = ["nadamw_baseline", "nadamw_reinit"]
-
-    import jax
-
-    from algoperf_reinit.runner import parse_flags, run
-
-    print("$ " + " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
-    print(f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {platform.platform()}, "
-          f"{os.cpu_count()} CPUs, jax {jax.__version__} ({jax.default_backend()}), "
-          f"mode {'quick' if args.quick else 'full'}")
+    print("\n".join(_report.header("time_to_target.py", argv,
+                                   mode="quick" if args.quick else "full")), flush=True)
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        base = pathlib.Path(args.experiment_dir or tmp)
-        results: dict[tuple[str, str], list[dict]] = {}
-        for workload in args.workloads:
-            # Warm-up (not reported): the process's first run also compiles JAX's own
-            # small ops for this workload's shapes, which would bias the first submission.
-            warm = parse_flags([
-                f"--workload={workload}", f"--submission_path={ROOT / 'submissions' / 'nadamw_baseline' / 'submission.py'}",
-                "--tuning_ruleset=self", f"--experiment_dir={base}", "--experiment_name=warmup",
-                "--max_global_steps=2", "--eval_every_steps=1", "--nosave_checkpoints",
-                "--progress=none", "--overwrite"])
-            run(warm, out=io.StringIO())
-            for seed in args.seeds:
-                for name in args.submissions:
-                    sub = ROOT / "submissions" / name / "submission.py"
-                    flags = parse_flags([
-                        f"--workload={workload}", f"--submission_path={sub}",
-                        "--tuning_ruleset=self", f"--rng_seed={seed}",
-                        f"--experiment_dir={base}", f"--experiment_name={name}_seed{seed}",
-                        f"--eval_every_steps={EVAL_EVERY.get(workload, 100)}",
-                        "--nosave_checkpoints", "--progress=none", "--overwrite"])
-                    start = time.monotonic()
-                    (trial,) = run(flags, out=io.StringIO())
-                    summary = dict(trial.summary, wall_sec=time.monotonic() - start)
-                    results.setdefault((workload, name), []).append(summary)
-                    print(f"  {workload} {name} seed {seed}: time_to_target "
-                          f"{_fmt(summary['time_to_target_sec'], '.2f')} s, steps "
-                          f"{summary['steps_to_target']}, wall {summary['wall_sec']:.1f} s",
-                          flush=True)
-        for workload in args.workloads:
-            print(f"\n### {workload}\n")
-            print("| submission | time to target per seed [s] | steps per seed | median [s] "
-                  "| ratio to baseline | train-step compiles |")
-            print("|---|---|---|---|---|---|")
-            medians = {}
-            for name in args.submissions:
-                runs = results[(workload, name)]
-                times = [math.inf if r["time_to_target_sec"] is None else r["time_to_target_sec"]
-                         for r in runs]
-                medians[name] = statistics.median(times)
-            ref = medians.get("nadamw_baseline")
-            for name in args.submissions:
-                runs = results[(workload, name)]
-                ratio = (medians[name] / ref if ref and not math.isinf(ref) else None)
-                print(f"| {name} | {', '.join(_fmt(r['time_to_target_sec']) for r in runs)} | "
-                      f"{', '.join(str(r['steps_to_target']) for r in runs)} | "
-                      f"{_fmt(medians[name])} | {_fmt(ratio, '.2f')} | "
-                      f"{', '.join(str(r['train_step_compilations']) for r in runs)} |")
+        results = measure(args, pathlib.Path(args.experiment_dir or tmp))
+    for workload in args.workloads:
+        print(f"\n### {workload}\n")
+        print("\n".join(workload_table({name: results[(workload, name)]
+                                        for name in args.submissions})))
+    print("\n" + _report.footer(start))
     return 0
 
 

@@ -1,13 +1,14 @@
-"""Benchmark smoke tests: each benchmark's ``--quick`` mode runs.
+"""Benchmark smoke tests: each benchmark's ``--quick`` mode runs; the shared ``_report``.
 
-Each test starts a script in a subprocess with this interpreter (about 5 s for
-``schedule_scaling.py``, 8 s for ``reinit_overhead.py`` on 2 idle CPU cores) and
-checks that it exits 0 and prints its tables and target lines. They do not check
-timings: quick mode only reports them.
+Each smoke test starts a script in a subprocess with this interpreter (about 5 s
+for ``schedule_scaling.py``, 8 s for ``reinit_overhead.py`` on 2 idle CPU cores)
+and checks that it exits 0 and prints its header, tables and target lines. They do
+not check timings: quick mode only reports them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -92,3 +93,53 @@ def test_time_to_target_quick_mode_runs():
     assert cells[4] == "1.00"  # the baseline's ratio to itself
     assert cells[5] == "1"  # one train-step compilation
     assert float(cells[3]) > 0
+
+
+def _report_module():
+    spec = importlib.util.spec_from_file_location("_report", ROOT / "benchmarks" / "_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_report_header_names_command_versions_and_mode():
+    report = _report_module()
+    command, machine = report.header("x.py", ["--quick"], mode="quick")
+    assert command == "$ x.py --quick"
+    assert machine.startswith("# ") and " UTC; python " in machine
+    for name in report.PACKAGES:
+        assert f" {name} " in machine
+    assert machine.endswith("; mode quick")
+    assert report.footer(0.0).startswith("# total ")
+
+
+def test_report_table_is_markdown_and_checks_its_shape():
+    report = _report_module()
+    assert report.table(["a", "b"], [[1, "x"], (2.5, None)], "lr") == [
+        "| a | b |", "|---|---:|", "| 1 | x |", "| 2.5 | None |"]
+    with pytest.raises(ValueError, match="align must be one of"):
+        report.table(["a", "b"], [], "l")
+    with pytest.raises(ValueError, match="a row must have 2 cells"):
+        report.table(["a", "b"], [[1]], "ll")
+
+
+def test_report_compile_log_counts_through_the_runners_counter():
+    import jax
+    import jax.numpy as jnp
+
+    report = _report_module()
+
+    def train_step(x):
+        return x * 2
+
+    with report.CompileLog() as log:
+        step = jax.jit(train_step)
+        step(jnp.ones(3)).block_until_ready()
+        mark = log.mark()
+        step(jnp.ones(3)).block_until_ready()  # cached
+        step(jnp.ones(4)).block_until_ready()  # new shape
+    compiles, seconds = log.since(mark, "train_step")
+    assert compiles == 1 and seconds > 0
+    assert log.since(0, "train_step")[0] == 2
+    assert log.since(0, "no_such_function") == (0, 0)
+    assert log.counter.summary()["total"] >= 2

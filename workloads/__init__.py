@@ -18,7 +18,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from algoperf_reinit_workloads import spec
+from algoperf_reinit_workloads import _validation, spec
 from algoperf_reinit_workloads.base import BaseWorkload, infer_param_types, param_shapes_of
 from algoperf_reinit_workloads.digits import DigitsWorkload
 from algoperf_reinit_workloads.spec import (
@@ -56,7 +56,6 @@ def get_workload(name: str, **kwargs: Any) -> BaseWorkload:
 
     Raises:
       ValueError: for an unknown name (the message lists the valid ones).
+      TypeError: for a name that is not a string.
     """
-    if name not in WORKLOADS:
-        raise ValueError(f"unknown workload {name!r}; valid names: {sorted(WORKLOADS)}")
-    return WORKLOADS[name](**kwargs)
+    return WORKLOADS[_validation.choice("name", name, sorted(WORKLOADS))](**kwargs)

@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from algoperf_reinit_workloads import _validation as v
 from algoperf_reinit_workloads import spec
 from algoperf_reinit_workloads.base import BaseWorkload
 from algoperf_reinit_workloads.layers import Dropout
@@ -41,13 +42,6 @@ NUM_TEST = 300
 NUM_TRAIN = NUM_EXAMPLES - NUM_VALIDATION - NUM_TEST  # 1197
 NUM_CLASSES = 10
 SPLIT_SEED = 0
-
-
-def _mode_is_train(mode: Any) -> bool:
-    name = getattr(mode, "name", None)
-    if name not in ("TRAIN", "EVAL"):
-        raise ValueError(f"mode must be ForwardPassMode.TRAIN or .EVAL, got {mode!r}")
-    return name == "TRAIN"
 
 
 class DigitsMLP(nn.Module):
@@ -134,11 +128,9 @@ class DigitsWorkload(BaseWorkload):
         eval_batch_size: int = 512,
     ) -> None:
         super().__init__(eval_batch_size=eval_batch_size)
-        hidden_sizes = tuple(hidden_sizes)
-        if not all(isinstance(h, int) and h > 0 for h in hidden_sizes):
-            raise ValueError(f"hidden_sizes must be positive ints, got {hidden_sizes=}")
-        if not 0.0 <= bn_momentum < 1.0:
-            raise ValueError(f"bn_momentum must be in [0, 1), got {bn_momentum=}")
+        hidden_sizes = tuple(v.integer(f"hidden_sizes[{i}]", h, minimum=1)
+                             for i, h in enumerate(hidden_sizes))
+        bn_momentum = v.in_range("bn_momentum", bn_momentum, 0.0, 1.0, high_open=True)
         self._model = DigitsMLP(hidden_sizes=hidden_sizes, bn_momentum=bn_momentum)
         self.hidden_sizes = hidden_sizes
 
@@ -228,24 +220,19 @@ class DigitsWorkload(BaseWorkload):
         self._set_param_info(params)
         return params, variables
 
-    def model_fn(
-        self,
-        params: spec.ParameterContainer,
-        augmented_and_preprocessed_input_batch: Mapping[str, spec.Tensor],
-        model_state: spec.ModelAuxiliaryState,
-        mode: spec.ForwardPassMode,
-        rng: spec.RandomState | None,
-        update_batch_norm: bool,
-        use_running_average_bn: bool | None = None,
-        dropout_rate: jax.typing.ArrayLike = 0.0,
-    ) -> tuple[jax.Array, spec.ModelAuxiliaryState]:
-        """Forward pass.
+    def _forward(self, params: spec.ParameterContainer, batch: Mapping[str, spec.Tensor],
+                 model_state: spec.ModelAuxiliaryState, train: bool,
+                 rng: spec.RandomState | None, update_batch_norm: bool,
+                 use_running_average_bn: bool | None = None,
+                 dropout_rate: jax.typing.ArrayLike = 0.0,
+                 ) -> tuple[jax.Array, spec.ModelAuxiliaryState]:
+        """Forward pass (``model_fn(params, batch, model_state, mode, rng, ...)``).
 
         Args:
           params: model params.
-          augmented_and_preprocessed_input_batch: dict with ``inputs`` ``(B, 8, 8, 1)``.
+          batch: dict with ``inputs`` ``(B, 8, 8, 1)``.
           model_state: ``{'batch_stats': ...}``.
-          mode: ``ForwardPassMode.TRAIN`` or ``.EVAL`` (any enum with those names).
+          train: whether ``model_fn``'s ``mode`` is ``ForwardPassMode.TRAIN``.
           rng: dropout key; needed in TRAIN mode when ``dropout_rate`` is not 0.
           update_batch_norm: return updated running averages (TRAIN mode).
           use_running_average_bn: override the batch-norm mode (default: running
@@ -257,11 +244,10 @@ class DigitsWorkload(BaseWorkload):
           ``(logits (B, 10), new_model_state)``; the state is unchanged unless
           ``update_batch_norm``.
         """
-        train = _mode_is_train(mode)
         use_running_average = not train if use_running_average_bn is None else use_running_average_bn
         variables = {"params": params, **model_state}
         rngs = {"dropout": rng} if train and rng is not None else {}
-        x = augmented_and_preprocessed_input_batch["inputs"]
+        x = batch["inputs"]
         kwargs = dict(train=train, use_running_average=use_running_average, dropout_rate=dropout_rate)
         if use_running_average:
             return self._model.apply(variables, x, rngs=rngs, **kwargs), model_state

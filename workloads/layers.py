@@ -5,6 +5,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from algoperf_reinit_workloads import _validation as v
 
 __all__ = ["Dropout"]
 
@@ -38,11 +39,10 @@ class Dropout(nn.Module):
 
         Raises:
           ValueError: for a concrete ``rate`` outside ``[0, 1]``.
+          TypeError: for a bool ``rate``.
         """
         if isinstance(rate, int | float):
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"dropout rate must be in [0, 1], got {rate=}")
-            if rate == 0.0:
+            if v.in_range("dropout rate", rate, 0.0, 1.0) == 0.0:
                 return x
         if deterministic:
             return x

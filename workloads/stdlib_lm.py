@@ -36,6 +36,7 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from algoperf_reinit_workloads import _validation as v
 from algoperf_reinit_workloads import spec
 from algoperf_reinit_workloads.base import BaseWorkload
 from algoperf_reinit_workloads.transformer import TransformerLM
@@ -120,8 +121,7 @@ def load_stdlib_corpus(
       FileNotFoundError: if files are missing and ``missing='error'``, or a split
         ends up empty.
     """
-    if missing not in MISSING_POLICIES:
-        raise ValueError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
+    v.choice("missing", missing, MISSING_POLICIES)
     root = os.fspath(stdlib_dir if stdlib_dir is not None else sysconfig.get_paths()["stdlib"])
     doc, raw_list = _read_file_list(file_list)
     absent = [n for s in SPLITS for n in doc[s] if not os.path.isfile(os.path.join(root, n))]
@@ -152,13 +152,6 @@ def load_stdlib_corpus(
         file_list_sha256=hashlib.sha256(raw_list).hexdigest(),
         file_list_version=int(doc.get("version", 0)),
     )
-
-
-def _mode_is_train(mode: Any) -> bool:
-    name = getattr(mode, "name", None)
-    if name not in ("TRAIN", "EVAL"):
-        raise ValueError(f"mode must be ForwardPassMode.TRAIN or .EVAL, got {mode!r}")
-    return name == "TRAIN"
 
 
 class StdlibLMWorkload(BaseWorkload):
@@ -216,10 +209,9 @@ class StdlibLMWorkload(BaseWorkload):
             mlp_dim=mlp_dim,
             num_eval_train_examples=num_eval_train_examples,
         ).items():
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            v.integer(name, value, minimum=1)
         if width % num_heads:
-            raise ValueError(f"num_heads={num_heads} must divide width={width}")
+            raise v.value_error("num_heads", num_heads, f"a divisor of width={width}")
         self.seq_len = seq_len
         self.config = dict(
             seq_len=seq_len, width=width, num_layers=num_layers, num_heads=num_heads, mlp_dim=mlp_dim
@@ -310,25 +302,19 @@ class StdlibLMWorkload(BaseWorkload):
         self._set_param_info(params)
         return params, {}
 
-    def model_fn(
-        self,
-        params: spec.ParameterContainer,
-        augmented_and_preprocessed_input_batch: Mapping[str, spec.Tensor],
-        model_state: spec.ModelAuxiliaryState,
-        mode: spec.ForwardPassMode,
-        rng: spec.RandomState | None,
-        update_batch_norm: bool,
-        dropout_rate: jax.typing.ArrayLike = 0.0,
-    ) -> tuple[jax.Array, spec.ModelAuxiliaryState]:
-        """Forward pass.
+    def _forward(self, params: spec.ParameterContainer, batch: Mapping[str, spec.Tensor],
+                 model_state: spec.ModelAuxiliaryState, train: bool,
+                 rng: spec.RandomState | None, update_batch_norm: bool,
+                 dropout_rate: jax.typing.ArrayLike = 0.0,
+                 ) -> tuple[jax.Array, spec.ModelAuxiliaryState]:
+        """Forward pass (``model_fn(params, batch, model_state, mode, rng, ...)``).
 
         Args:
           params: model params.
-          augmented_and_preprocessed_input_batch: dict with int ``inputs``
-            ``(B, L)``, ``L <= seq_len``, and optionally int ``positions``
-            ``(B, L)`` (default ``0 .. L-1``).
+          batch: dict with int ``inputs`` ``(B, L)``, ``L <= seq_len``, and
+            optionally int ``positions`` ``(B, L)`` (default ``0 .. L-1``).
           model_state: ``{}`` (returned unchanged).
-          mode: ``ForwardPassMode.TRAIN`` or ``.EVAL``.
+          train: whether ``model_fn``'s ``mode`` is ``ForwardPassMode.TRAIN``.
           rng: dropout key (TRAIN with a non-zero ``dropout_rate``).
           update_batch_norm: ignored (no batch norm).
           dropout_rate: embedding and residual dropout; default 0.0.
@@ -337,8 +323,6 @@ class StdlibLMWorkload(BaseWorkload):
           ``(logits (B, L, 256), model_state)``.
         """
         del update_batch_norm
-        train = _mode_is_train(mode)
-        batch = augmented_and_preprocessed_input_batch
         rngs = {"dropout": rng} if train and rng is not None else {}
         logits = self._model.apply(
             {"params": params},

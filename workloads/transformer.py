@@ -28,6 +28,7 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from algoperf_reinit_workloads import _validation as v
 from algoperf_reinit_workloads.layers import Dropout
 
 __all__ = ["CausalSelfAttention", "DecoderBlock", "TransformerLM", "causal_mask"]
@@ -125,7 +126,7 @@ class TransformerLM(nn.Module):
 
     def setup(self) -> None:
         if self.width % self.num_heads:
-            raise ValueError(f"num_heads={self.num_heads} must divide width={self.width}")
+            raise v.value_error("num_heads", self.num_heads, f"a divisor of width={self.width}")
         self.token_embed = nn.Embed(self.vocab_size, self.width, embedding_init=_EMBED_INIT)
         self.pos_embed = nn.Embed(self.max_len, self.width, embedding_init=_EMBED_INIT)
         self.layers = [DecoderBlock(self.num_heads, self.mlp_dim) for _ in range(self.num_layers)]
@@ -170,7 +171,7 @@ class TransformerLM(nn.Module):
         """
         batch, length = tokens.shape
         if length > self.max_len:
-            raise ValueError(f"sequence length {length} exceeds max_len={self.max_len}")
+            raise v.value_error("sequence length", length, f"<= max_len={self.max_len}")
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
         deterministic = not train

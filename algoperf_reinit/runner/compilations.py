@@ -19,6 +19,13 @@ It also fires when an executable is loaded from the persistent compilation cache
   a well-behaved submission does not have (ideally 0: each one is a recompile);
 * ``untimed``: initialisation, evaluation and checkpointing.
 
+Besides, every counter keeps :attr:`CompileCounter.stages`: each event of the
+three stages of a compile (tracing to a jaxpr, lowering to an MLIR module, the
+backend compile; :data:`COMPILE_STAGE_EVENTS`) with its function name and seconds,
+for reports of where compile time goes (the benchmarks use it). The function is
+named differently per stage (``train_step``, ``jit_train_step``,
+``jit(train_step)``).
+
 One process-wide listener is registered on first use (JAX 0.7 has no public way
 to unregister one) and forwards events to the counters that are active.
 """
@@ -34,12 +41,27 @@ from typing import Any
 
 import jax
 
-__all__ = ["BACKEND_COMPILE_EVENT", "CompileCounter"]
+__all__ = [
+    "BACKEND_COMPILE_EVENT",
+    "COMPILE_STAGE_EVENTS",
+    "JAXPR_TO_MLIR_MODULE_EVENT",
+    "JAXPR_TRACE_EVENT",
+    "CompileCounter",
+]
 
-try:  # the constant JAX itself uses; the literal is its value in jax 0.7.0 .. 0.10.x
-    from jax._src.dispatch import BACKEND_COMPILE_EVENT
+try:  # the constants JAX itself uses; the literals are their values in jax 0.7.0 .. 0.10.x
+    from jax._src.dispatch import (
+        BACKEND_COMPILE_EVENT,
+        JAXPR_TO_MLIR_MODULE_EVENT,
+        JAXPR_TRACE_EVENT,
+    )
 except ImportError:  # pragma: no cover - private module moved
     BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+    JAXPR_TO_MLIR_MODULE_EVENT = "/jax/core/compile/jaxpr_to_mlir_module_duration"
+    JAXPR_TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
+
+COMPILE_STAGE_EVENTS = (JAXPR_TRACE_EVENT, JAXPR_TO_MLIR_MODULE_EVENT, BACKEND_COMPILE_EVENT)
+"""The duration events of the stages of one compile, in the order they happen."""
 
 _PHASES = ("untimed", "warmup", "timed_after_warmup")
 _lock = threading.Lock()
@@ -47,12 +69,15 @@ _active: list[CompileCounter] = []  # counters inside their `with` block
 
 
 def _listener(event: str, duration_secs: float, **kwargs: Any) -> None:
-    if event != BACKEND_COMPILE_EVENT:
+    if event not in COMPILE_STAGE_EVENTS:
         return
     with _lock:
         counters = list(_active)
+    name, seconds = str(kwargs.get("fun_name", "?")), float(duration_secs)
     for counter in counters:
-        counter.record(str(kwargs.get("fun_name", "?")), float(duration_secs))
+        counter.stages.append((event, name, seconds))
+        if event == BACKEND_COMPILE_EVENT:
+            counter.record(name, seconds)
 
 
 @functools.cache
@@ -75,6 +100,7 @@ class CompileCounter:
     def __init__(self) -> None:
         self.phase = "untimed"
         self.events: list[tuple[str, str, float]] = []  # (phase, fun_name, seconds)
+        self.stages: list[tuple[str, str, float]] = []  # (event, fun_name, seconds)
 
     def __enter__(self) -> CompileCounter:
         _ensure_registered()

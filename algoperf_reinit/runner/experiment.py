@@ -3,26 +3,30 @@
 ``<experiment_dir>/<experiment_name>/<workload>_jax/trial_<k>/`` holds
 ``hparams.json`` (external tuning), ``flags_<p>.json`` and ``meta_data_<p>.json``
 (``p`` = preemption count), ``eval_measurements.csv``, ``measurements.csv``,
-the submission's ``lr_schedule.png`` and ``events.csv``, checkpoints and
-``summary.json``.
+checkpoints and ``summary.json``, and whatever files the submission declares
+through its artefact hook (``run_protocol``; recorded in ``meta_data_<p>.json``
+under :data:`ARTIFACTS_KEY`).
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import math
 import os
 import pathlib
 import platform
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata as importlib_metadata
 from typing import Any
 
+from algoperf_reinit._records import dumps_strict
+
 __all__ = [
+    "ARTIFACTS_KEY",
     "RUN_FILE_PATTERNS",
+    "SUMMARY_JSON",
     "check_run_dir",
     "prepare_workload_dir",
     "run_metadata",
@@ -32,39 +36,46 @@ __all__ = [
 # Files our runner writes into a trial directory (glob patterns).
 RUN_FILE_PATTERNS = (
     "flags_*.json", "meta_data_*.json", "hparams.json", "eval_measurements.csv",
-    "measurements.csv", "summary.json", "events.csv", "lr_schedule.png",
-    "checkpoint_*.msgpack", ".checkpoint_*", "*.tmp*",
+    "measurements.csv", "summary.json", "checkpoint_*.msgpack", ".checkpoint_*", "*.tmp*",
 )
+SUMMARY_JSON = "summary.json"
+"""The trial's summary (written by the runner at the end of a trial)."""
+ARTIFACTS_KEY = "submission_artifacts"
+"""Key of ``meta_data_<p>.json`` listing the submission's artefact patterns."""
 _MARKERS = ("flags_*.json", "meta_data_*.json")
-
-
-def _strict(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(v) for v in value]
-    if hasattr(value, "item") and getattr(value, "size", 2) == 1:
-        return _strict(value.item())
-    return value
 
 
 def write_json(path: str | pathlib.Path, value: Any) -> pathlib.Path:
     """Writes strict JSON (non-finite floats become ``null``) atomically."""
     path = pathlib.Path(path)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_strict(value), indent=2, sort_keys=True, allow_nan=False,
-                              default=str) + "\n")
+    tmp.write_text(dumps_strict(value, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
     return path
 
 
-def check_run_dir(workload_dir: pathlib.Path) -> None:
+def _recorded_artifacts(trial_dir: pathlib.Path) -> list[str]:
+    """The artefact patterns the trial's ``meta_data_<p>.json`` files recorded."""
+    patterns: list[str] = []
+    for meta in trial_dir.glob("meta_data_*.json"):
+        try:
+            recorded = json.loads(meta.read_text()).get(ARTIFACTS_KEY) or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        patterns += [p for p in recorded if isinstance(p, str)]
+    return patterns
+
+
+def check_run_dir(workload_dir: pathlib.Path, artifact_patterns: Sequence[str] = ()) -> None:
     """Raises unless ``workload_dir`` looks like a run directory this runner wrote.
 
     It must contain only ``trial_<k>`` directories, each holding only files of
-    :data:`RUN_FILE_PATTERNS` and at least one flags or meta-data file.
+    :data:`RUN_FILE_PATTERNS`, of ``artifact_patterns`` or of the artefacts its
+    meta-data files recorded, and at least one flags or meta-data file.
+
+    Args:
+      workload_dir: the directory.
+      artifact_patterns: the current submission's artefact file names.
 
     Raises:
       ValueError: naming the first thing that does not belong.
@@ -77,8 +88,9 @@ def check_run_dir(workload_dir: pathlib.Path) -> None:
             raise ValueError(f"{refuse} ({child.name!r} is not a trial_<k> directory); "
                              "delete it yourself if you are sure")
         names = [p for p in child.iterdir()]
+        patterns = (*RUN_FILE_PATTERNS, *artifact_patterns, *_recorded_artifacts(child))
         for p in names:
-            if not any(p.match(pattern) for pattern in RUN_FILE_PATTERNS) or p.is_dir():
+            if not any(p.match(pattern) for pattern in patterns) or p.is_dir():
                 raise ValueError(f"{refuse} ({str(p)!r} is not a file the runner writes); "
                                  "delete it yourself if you are sure")
         if names and not any(p.match(m) for p in names for m in _MARKERS):
@@ -87,8 +99,11 @@ def check_run_dir(workload_dir: pathlib.Path) -> None:
 
 
 def prepare_workload_dir(workload_dir: pathlib.Path, *, overwrite: bool,
-                         resume_last_run: bool) -> str:
+                         resume_last_run: bool, artifact_patterns: Sequence[str] = ()) -> str:
     """Creates or checks ``<experiment_dir>/<experiment_name>/<workload>_jax``.
+
+    ``artifact_patterns`` (the submission's artefact file names) are files of the
+    run for ``overwrite``'s check.
 
     Returns:
       ``'new'``, ``'overwritten'`` or ``'resumed'``.
@@ -103,7 +118,7 @@ def prepare_workload_dir(workload_dir: pathlib.Path, *, overwrite: bool,
         if resume_last_run:
             return "resumed"
         if overwrite:
-            check_run_dir(workload_dir)
+            check_run_dir(workload_dir, artifact_patterns)
             shutil.rmtree(workload_dir)
             workload_dir.mkdir(parents=True)
             return "overwritten"

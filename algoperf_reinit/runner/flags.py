@@ -19,6 +19,9 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
+from algoperf_reinit import _validation as v
+from algoperf_reinit.runner.progress import MODES
+
 __all__ = [
     "DEFAULT_JOB_ARGS",
     "DEFAULT_JOB_EVAL_EVERY_STEPS",
@@ -38,7 +41,6 @@ DEFAULT_JOB_ARGS: tuple[str, ...] = (
     "--continue_past_target",
 )
 _RULESETS = ("external", "self")
-_PROGRESS = ("auto", "bar", "lines", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
                    help='JSON object of workload constructor arguments, e.g. \'{"seq_len": 64}\'')
     p.add_argument("--data_dir", default=None, help="ignored: bundled data ships with packages")
     p.add_argument("--framework", default=d.framework, choices=("jax",))
-    p.add_argument("--progress", default=d.progress, choices=_PROGRESS,
+    p.add_argument("--progress", default=d.progress, choices=MODES,
                    help="auto: a bar on a terminal, plain lines otherwise")
     for name, default, help_text in (
         ("continue_past_target", d.continue_past_target,
@@ -151,36 +153,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check(flags: RunnerFlags) -> None:
-    def positive(name: str, allow_none: bool) -> None:
+    for name in ("num_tuning_trials", "max_global_steps", "eval_every_steps"):
         value = getattr(flags, name)
-        if value is None and allow_none:
-            return
-        if value is None or value < 1:
-            raise ValueError(f"--{name} must be an int >= 1, got {value!r}")
-
-    positive("num_tuning_trials", False)
-    positive("max_global_steps", True)
-    positive("eval_every_steps", True)
-    if flags.rng_seed < 0:
-        raise ValueError(f"--rng_seed must be >= 0 (0 = random), got {flags.rng_seed}")
+        if name == "num_tuning_trials" or value is not None:
+            v.integer(f"--{name}", value, minimum=1)
+    v.integer("--rng_seed", flags.rng_seed, minimum=0, fix="0 draws a random seed")
     if flags.overwrite and flags.resume_last_run:
         raise ValueError("--overwrite and --resume_last_run exclude each other: one deletes "
                          "the run directory, the other continues it")
     try:
         kwargs = json.loads(flags.workload_kwargs)
     except json.JSONDecodeError as e:
-        raise ValueError(f"--workload_kwargs must be a JSON object, got "
-                         f"{flags.workload_kwargs!r} ({e.msg})") from None
+        raise v.value_error("--workload_kwargs", flags.workload_kwargs, "a JSON object",
+                            fix=e.msg) from None
     if not isinstance(kwargs, dict):
-        raise ValueError(f"--workload_kwargs must be a JSON object, got {flags.workload_kwargs!r}")
+        raise v.value_error("--workload_kwargs", flags.workload_kwargs, "a JSON object")
     for name in ("hparam_start_index", "hparam_end_index"):
-        value = getattr(flags, name)
-        if value is not None and value < 0:
-            raise ValueError(f"--{name} must be >= 0, got {value}")
+        v.optional(v.integer, f"--{name}", getattr(flags, name), minimum=0)
     if not flags.experiment_name or "/" in flags.experiment_name or flags.experiment_name in (
             ".", ".."):
-        raise ValueError(f"--experiment_name must be a plain directory name, got "
-                         f"{flags.experiment_name!r}")
+        raise v.value_error("--experiment_name", flags.experiment_name,
+                            "a plain directory name")
 
 
 def is_default_job(argv: Sequence[str]) -> bool:

@@ -4,7 +4,9 @@ A submission is a Python file (``--submission_path=path/to/submission.py``,
 relative to the working directory or absolute) imported with
 ``importlib.util.spec_from_file_location``, or a dotted module path
 (``submissions.nadamw_reinit.submission``) imported with
-``importlib.import_module``, as AlgoPerf's runner does.
+``importlib.import_module``, as AlgoPerf's runner does. Besides AlgoPerf's
+functions, a submission may declare the files it writes through
+``run_protocol``'s artefact hook (see :mod:`~algoperf_reinit.runner.artifacts`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
+
+from algoperf_reinit import _validation as v
+from algoperf_reinit.run_protocol import RunArtifact
+from algoperf_reinit.runner.artifacts import load_artifacts
 
 __all__ = [
     "OPTIONAL_FUNCTIONS",
@@ -45,6 +51,8 @@ class Submission(NamedTuple):
       prepare_for_eval, get_eval_batch_size: optional (``None`` if absent).
       update_params_takes_train_state: whether ``update_params``' signature names
         ``train_state`` (AlgoPerf passes it only then).
+      artifacts: the files the submission declares through ``run_artifacts()``
+        (``()`` without the hook).
     """
 
     module: types.ModuleType
@@ -56,6 +64,7 @@ class Submission(NamedTuple):
     prepare_for_eval: Callable[..., Any] | None
     get_eval_batch_size: Callable[..., Any] | None
     update_params_takes_train_state: bool
+    artifacts: tuple[RunArtifact, ...] = ()
 
 
 def load_workload(name: str, kwargs: Mapping[str, Any] | None = None) -> Any:
@@ -63,11 +72,11 @@ def load_workload(name: str, kwargs: Mapping[str, Any] | None = None) -> Any:
 
     Raises:
       ValueError: for an unknown name (listing the valid ones) or bad ``kwargs``.
+      TypeError: for a name that is not a string.
     """
     from algoperf_reinit_workloads import WORKLOADS, get_workload
 
-    if name not in WORKLOADS:
-        raise ValueError(f"unknown workload {name!r}; valid workloads: {sorted(WORKLOADS)}")
+    v.choice("--workload", name, sorted(WORKLOADS))
     try:
         return get_workload(name, **dict(kwargs or {}))
     except TypeError as e:
@@ -114,6 +123,26 @@ def _looks_like_module_path(text: str) -> bool:
     return not text.endswith(".py") and all(p.isidentifier() for p in text.split("."))
 
 
+def _import_submission(path: str) -> types.ModuleType:
+    file = pathlib.Path(path)
+    if file.is_file():
+        return _import_file(file)
+    if not _looks_like_module_path(path):
+        raise ValueError(f"submission file {path!r} not found (resolved to "
+                         f"{str(file.resolve())!r}); pass --submission_path=path/to/"
+                         "submission.py, relative to the working directory or absolute "
+                         "(the bundled submissions are in submissions/ at the root of the "
+                         "repository: run from there)")
+    try:
+        return importlib.import_module(path)
+    except ModuleNotFoundError as e:
+        if e.name is None or not path.startswith(e.name):
+            raise
+        raise ValueError(f"submission module {path!r} not found ({e}); pass a file path "
+                         "(--submission_path=path/to/submission.py) or a module "
+                         "importable from the working directory") from None
+
+
 def load_submission(path: str) -> Submission:
     """Imports a submission from a file path or a dotted module path and checks its API.
 
@@ -127,25 +156,10 @@ def load_submission(path: str) -> Submission:
     Raises:
       ValueError: if the file or module does not exist, or required functions are
         missing (all missing names are listed).
+      TypeError: if an optional function or the artefact hook is not callable, or
+        the hook returns something else than ``RunArtifact`` entries.
     """
-    file = pathlib.Path(path)
-    if file.is_file():
-        module = _import_file(file)
-    elif _looks_like_module_path(path):
-        try:
-            module = importlib.import_module(path)
-        except ModuleNotFoundError as e:
-            if e.name is None or not path.startswith(e.name):
-                raise
-            raise ValueError(f"submission module {path!r} not found ({e}); pass a file path "
-                             "(--submission_path=path/to/submission.py) or a module "
-                             "importable from the working directory") from None
-    else:
-        raise ValueError(f"submission file {path!r} not found (resolved to "
-                         f"{str(file.resolve())!r}); pass --submission_path=path/to/"
-                         "submission.py, relative to the working directory or absolute "
-                         "(the bundled submissions are in submissions/ at the root of the "
-                         "repository: run from there)")
+    module = _import_submission(path)
     missing = [n for n in REQUIRED_FUNCTIONS if not callable(getattr(module, n, None))]
     if missing:
         raise ValueError(f"submission {path!r} does not define the required function(s) "
@@ -160,7 +174,7 @@ def load_submission(path: str) -> Submission:
     for name in OPTIONAL_FUNCTIONS:
         fn = getattr(module, name, None)
         if fn is not None and not callable(fn):
-            raise ValueError(f"submission {path!r}: {name} must be a function, got {fn!r}")
+            raise v.type_error(f"submission {path!r}: {name}", fn, "a function or absent")
         optional[name] = fn
     return Submission(
         module=module,
@@ -172,12 +186,12 @@ def load_submission(path: str) -> Submission:
         prepare_for_eval=optional["prepare_for_eval"],
         get_eval_batch_size=optional["get_eval_batch_size"],
         update_params_takes_train_state=takes_train_state,
+        artifacts=load_artifacts(module, path),
     )
 
 
 def _check_batch_size(value: Any, what: str, num_devices: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must return a positive int, got {value!r}")
+    value = v.integer(what, value, minimum=1)
     if value % num_devices:
         raise ValueError(f"{what} returned {value}, which is not divisible by the "
                          f"{num_devices} local devices (jax.local_device_count()); every "
@@ -207,8 +221,9 @@ def resolve_batch_size(
       The global batch size.
 
     Raises:
-      ValueError: if both calls raise ``ValueError`` (chained), or the size is not a
-        positive int divisible by the device count. Other exceptions propagate.
+      ValueError: if both calls raise ``ValueError`` (chained), or the size is not
+        positive or not divisible by the device count. Other exceptions propagate.
+      TypeError: if the size is not an int.
     """
     num_devices = jax.local_device_count() if num_devices is None else num_devices
     try:

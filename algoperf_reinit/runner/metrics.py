@@ -17,10 +17,12 @@ import io
 import math
 import os
 import pathlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from algoperf_reinit._records import read_csv, truncate_csv
 
 __all__ = [
     "EVAL_CSV",
@@ -28,6 +30,7 @@ __all__ = [
     "CsvTable",
     "MetricLogger",
     "read_csv",
+    "row_step",
     "truncate_csv",
 ]
 
@@ -37,6 +40,8 @@ MEASUREMENTS_CSV = "measurements.csv"
 
 def _scalar(key: str, value: Any) -> Any:
     """A Python scalar for one metric value (numbers, bools, strings; arrays of size 1)."""
+    if isinstance(value, np.generic):  # np.float64 is a float, but its repr is not a number
+        return value.item()
     if value is None or isinstance(value, bool | int | float | str):
         return value
     array = np.asarray(value)
@@ -53,36 +58,12 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def read_csv(path: str | pathlib.Path) -> list[dict[str, str]]:
-    """The rows of a CSV file as dicts of strings (``[]`` if the file does not exist)."""
-    path = pathlib.Path(path)
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def truncate_csv(path: str | pathlib.Path, keep: Callable[[dict[str, str]], bool]) -> int:
-    """Keeps only the rows for which ``keep(row)`` holds (atomically); returns how many went."""
-    path = pathlib.Path(path)
-    if not path.exists():
+def row_step(row: Mapping[str, str], column: str = "global_step") -> int:
+    """The step a CSV row was written at (0 if the cell is empty or not a number)."""
+    try:
+        return int(float(row.get(column) or 0))
+    except ValueError:
         return 0
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        rows = list(reader)
-    if header is None:
-        return 0
-    kept = [r for r in rows if keep(dict(zip(header, r, strict=False)))]
-    if len(kept) == len(rows):
-        return 0
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(kept)
-    os.replace(tmp, path)
-    return len(rows) - len(kept)
 
 
 class CsvTable:

@@ -14,7 +14,11 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-__all__ = ["Progress"]
+from algoperf_reinit import _validation as v
+
+__all__ = ["MODES", "Progress"]
+
+MODES = ("auto", "bar", "lines", "none")
 
 
 def _fmt_time(seconds: float | None) -> str:
@@ -48,11 +52,10 @@ class Progress:
                  stream: TextIO | None = None, lines_every: int | None = None,
                  width: int = 24):
         self.stream = stream or sys.stdout
+        v.choice("progress mode", mode, MODES)
         if mode == "auto":
             isatty = getattr(self.stream, "isatty", lambda: False)
             mode = "bar" if isatty() else "lines"
-        if mode not in ("bar", "lines", "none"):
-            raise ValueError(f"progress mode must be auto, bar, lines or none, got {mode!r}")
         self.mode = mode
         self.total_steps = max(int(total_steps), 1)
         self.budget_sec = budget_sec

@@ -3,7 +3,11 @@
 ``python -m algoperf_reinit.runner [flags]`` (or the ``algoperf-reinit-runner``
 console script) calls :func:`main`. Everything the user can get wrong — flags, the
 submission path, the search space, the workload name, a batch size the devices do
-not divide, an existing run directory — is checked before anything is written.
+not divide, an existing run directory — is checked before anything is written
+(:func:`plan_run`); :func:`main` reports such a mistake (``ValueError`` or
+``TypeError``) as ``error: ...`` with exit status 2. Once trials run
+(:func:`run_plan`), only a ``ValueError`` (e.g. a checkpoint of another run) is
+reported that way; any other exception propagates.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import pathlib
 import secrets
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import jax
 
+from algoperf_reinit.run_protocol import RUN_DIR_ENV, RunArtifact
+from algoperf_reinit.runner.artifacts import artifact_patterns
 from algoperf_reinit.runner.experiment import prepare_workload_dir
 from algoperf_reinit.runner.flags import (
     DEFAULT_JOB_ARGS,
@@ -25,6 +31,7 @@ from algoperf_reinit.runner.flags import (
     parse_flags,
 )
 from algoperf_reinit.runner.loading import (
+    Submission,
     base_workload_name,
     load_submission,
     load_workload,
@@ -32,9 +39,8 @@ from algoperf_reinit.runner.loading import (
 )
 from algoperf_reinit.runner.search_space import load_search_space
 from algoperf_reinit.runner.trial import TrialResult, TrialSetup, run_trial
-from algoperf_reinit.submission import RUN_DIR_ENV
 
-__all__ = ["RunResult", "main", "run"]
+__all__ = ["RunPlan", "RunResult", "main", "plan_run", "run", "run_plan"]
 
 
 class RunResult(list):
@@ -79,8 +85,111 @@ def _submission_id(path: str) -> str:
     return f"{file.parent.name}/{file.name}" if file.suffix == ".py" else path
 
 
+class RunPlan(NamedTuple):
+    """What the flags resolve to, every input checked (:func:`plan_run`).
+
+    Attributes:
+      workload: the workload object.
+      submission: the loaded :class:`~algoperf_reinit.runner.loading.Submission`.
+      batch_size: the global training batch size.
+      eval_batch_size: the global eval batch size.
+      points: ``(trial index, hyperparameters)`` of every trial to run.
+      workload_dir: ``<experiment_dir>/<experiment_name>/<workload>_jax``.
+      how: ``'new'``, ``'overwritten'`` or ``'resumed'``.
+    """
+
+    workload: Any
+    submission: Submission
+    batch_size: int
+    eval_batch_size: int
+    points: list[tuple[int, Any]]
+    workload_dir: pathlib.Path
+    how: str
+
+
+def _eval_batch_size(flags: RunnerFlags, workload: Any, submission: Submission,
+                     base: str) -> int:
+    if submission.get_eval_batch_size is not None:
+        return resolve_batch_size(submission.get_eval_batch_size, flags.workload, base,
+                                  what="get_eval_batch_size")
+    size = int(workload.eval_batch_size)
+    if size % jax.local_device_count():
+        raise ValueError(f"workload {flags.workload!r} has eval_batch_size {size}, not "
+                         f"divisible by the {jax.local_device_count()} local devices")
+    return size
+
+
+def plan_run(flags: RunnerFlags) -> RunPlan:
+    """Loads and checks everything the flags name; the only write is the run directory.
+
+    Raises:
+      ValueError: for a bad value (an unknown workload, a missing file, a batch size
+        the devices do not divide, an existing run directory, ...).
+      TypeError: for a value of the wrong kind (a search-space bound that is not a
+        number, a batch size that is not an int, a malformed artefact hook, ...).
+    """
+    workload = load_workload(flags.workload, flags.workload_kwargs_dict)
+    submission = load_submission(flags.submission_path)
+    base = base_workload_name(flags.workload, workload)
+    batch_size = resolve_batch_size(submission.get_batch_size, flags.workload, base)
+    eval_batch_size = _eval_batch_size(flags, workload, submission, base)
+    points = _points(flags)
+    workload_dir = (pathlib.Path(flags.experiment_dir) / flags.experiment_name
+                    / f"{flags.workload}_jax")
+    how = prepare_workload_dir(workload_dir, overwrite=flags.overwrite,
+                               resume_last_run=flags.resume_last_run,
+                               artifact_patterns=artifact_patterns(submission.artifacts))
+    return RunPlan(workload, submission, batch_size, eval_batch_size, points, workload_dir, how)
+
+
+def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
+                 seed: int, budget: float) -> TrialSetup:
+    fingerprint = {
+        "workload": flags.workload, "workload_kwargs": flags.workload_kwargs_dict,
+        "submission": _submission_id(flags.submission_path),
+        "tuning_ruleset": flags.tuning_ruleset,
+        "hparams": None if hparams is None else dict(hparams._asdict()),
+        "rng_seed": seed, "global_batch_size": plan.batch_size,
+    }
+    return TrialSetup(
+        trial_dir=plan.workload_dir / f"trial_{index}", hparams=hparams, rng_seed=seed,
+        global_batch_size=plan.batch_size, eval_batch_size=plan.eval_batch_size,
+        budget_sec=budget, max_global_steps=flags.max_global_steps,
+        eval_every_steps=flags.eval_every_steps,
+        continue_past_target=flags.continue_past_target,
+        save_checkpoints=flags.save_checkpoints, resume=flags.resume_last_run,
+        fingerprint=fingerprint, flags={**flags.to_json_dict(), "rng_seed_used": seed},
+        progress_mode=flags.progress)
+
+
+def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None) -> RunResult:
+    """Runs the trials of a :func:`plan_run` result.
+
+    Raises:
+      ValueError: for a checkpoint that cannot be resumed.
+    """
+    out = out or sys.stdout
+    seed = _seed(flags, plan.workload_dir, out)
+    budget = float(plan.workload.max_allowed_runtime_sec) * (
+        1.5 if flags.tuning_ruleset == "self" else 1.0)
+    print(f"{flags.workload} with {flags.submission_path}: {len(plan.points)} trial(s), global "
+          f"batch {plan.batch_size} on {jax.local_device_count()} device(s), seed {seed}, "
+          f"budget {budget:.0f}s; {plan.how} run directory {plan.workload_dir}", file=out)
+    results = RunResult()
+    results.workload_dir = plan.workload_dir
+    for index, hparams in plan.points:
+        if hparams is not None:
+            print(f"trial {index}: {dict(hparams._asdict())}", file=out)
+        setup = _trial_setup(flags, plan, index, hparams, seed, budget)
+        result = run_trial(plan.workload, plan.submission, setup, run_dir_env=RUN_DIR_ENV,
+                           out=out)
+        _print_trial(result, plan.submission.artifacts, out)
+        results.append(result)
+    return results
+
+
 def run(flags: RunnerFlags, *, out: TextIO | None = None) -> RunResult:
-    """Runs every trial the flags select.
+    """Runs every trial the flags select (:func:`plan_run`, then :func:`run_plan`).
 
     Args:
       flags: parsed flags.
@@ -92,60 +201,12 @@ def run(flags: RunnerFlags, *, out: TextIO | None = None) -> RunResult:
     Raises:
       ValueError: for bad input (nothing has been written then), or a checkpoint that
         cannot be resumed.
+      TypeError: for input of the wrong kind (nothing has been written then).
     """
-    out = out or sys.stdout
-    workload = load_workload(flags.workload, flags.workload_kwargs_dict)
-    submission = load_submission(flags.submission_path)
-    base = base_workload_name(flags.workload, workload)
-    batch_size = resolve_batch_size(submission.get_batch_size, flags.workload, base)
-    if submission.get_eval_batch_size is not None:
-        eval_batch_size = resolve_batch_size(submission.get_eval_batch_size, flags.workload,
-                                             base, what="get_eval_batch_size")
-    else:
-        eval_batch_size = int(workload.eval_batch_size)
-        if eval_batch_size % jax.local_device_count():
-            raise ValueError(f"workload {flags.workload!r} has eval_batch_size "
-                             f"{eval_batch_size}, not divisible by the "
-                             f"{jax.local_device_count()} local devices")
-    points = _points(flags)
-    workload_dir = (pathlib.Path(flags.experiment_dir) / flags.experiment_name
-                    / f"{flags.workload}_jax")
-    how = prepare_workload_dir(workload_dir, overwrite=flags.overwrite,
-                               resume_last_run=flags.resume_last_run)
-    seed = _seed(flags, workload_dir, out)
-    budget = float(workload.max_allowed_runtime_sec) * (
-        1.5 if flags.tuning_ruleset == "self" else 1.0)
-    print(f"{flags.workload} with {flags.submission_path}: {len(points)} trial(s), global "
-          f"batch {batch_size} on {jax.local_device_count()} device(s), seed {seed}, "
-          f"budget {budget:.0f}s; {how} run directory {workload_dir}", file=out)
-    results = RunResult()
-    results.workload_dir = workload_dir
-    for index, hparams in points:
-        trial_dir = workload_dir / f"trial_{index}"
-        if hparams is not None:
-            print(f"trial {index}: {dict(hparams._asdict())}", file=out)
-        fingerprint = {
-            "workload": flags.workload, "workload_kwargs": flags.workload_kwargs_dict,
-            "submission": _submission_id(flags.submission_path),
-            "tuning_ruleset": flags.tuning_ruleset,
-            "hparams": None if hparams is None else dict(hparams._asdict()),
-            "rng_seed": seed, "global_batch_size": batch_size,
-        }
-        setup = TrialSetup(
-            trial_dir=trial_dir, hparams=hparams, rng_seed=seed, global_batch_size=batch_size,
-            eval_batch_size=eval_batch_size, budget_sec=budget,
-            max_global_steps=flags.max_global_steps, eval_every_steps=flags.eval_every_steps,
-            continue_past_target=flags.continue_past_target,
-            save_checkpoints=flags.save_checkpoints, resume=flags.resume_last_run,
-            fingerprint=fingerprint, flags={**flags.to_json_dict(), "rng_seed_used": seed},
-            progress_mode=flags.progress)
-        result = run_trial(workload, submission, setup, run_dir_env=RUN_DIR_ENV, out=out)
-        _print_trial(result, out)
-        results.append(result)
-    return results
+    return run_plan(flags, plan_run(flags), out=out)
 
 
-def _print_trial(result: TrialResult, out: TextIO) -> None:
+def _print_trial(result: TrialResult, artifacts: Sequence[RunArtifact], out: TextIO) -> None:
     s = result.summary
     d = result.trial_dir
     if s["reached"]:
@@ -159,10 +220,12 @@ def _print_trial(result: TrialResult, out: TextIO) -> None:
           f"{s['num_evals']} evals, final {s['target_metric']}="
           f"{final.get(s['target_metric'], float('nan')):.4g}, "
           f"{s['train_step_compilations']} train-step compilation(s)", file=out)
-    for label, name in (("schedule plot", "lr_schedule.png"), ("eval CSV", "eval_measurements.csv"),
-                        ("events", "events.csv"), ("summary", "summary.json")):
-        if (d / name).exists():
-            print(f"  {label + ':':15s}{d / name}", file=out)
+    files = [("eval CSV", d / "eval_measurements.csv"), ("summary", d / "summary.json")]
+    files += [("submission", path) for pattern in artifact_patterns(artifacts)
+              for path in sorted(d.glob(pattern))]
+    for label, path in files:
+        if path.is_file():
+            print(f"  {label + ':':15s}{path}", file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -178,8 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"python -m algoperf_reinit.runner {' '.join([*DEFAULT_JOB_ARGS, *argv])}")
     try:
         flags = parse_flags(argv)
-        run(flags)
-    except ValueError as e:
+        plan = plan_run(flags)
+    except (ValueError, TypeError) as e:  # bad input: nothing has run
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        run_plan(flags, plan)
+    except ValueError as e:  # e.g. a checkpoint that cannot be resumed
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

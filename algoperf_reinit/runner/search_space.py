@@ -25,6 +25,8 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any
 
+from algoperf_reinit import _validation as v
+
 __all__ = ["hyperparameters_from_dict", "load_search_space", "search_space_points"]
 
 _SCALINGS = ("linear", "log")
@@ -34,10 +36,6 @@ _FORM_HELP = (
     'ranges ({"learning_rate": {"min": 1e-4, "max": 1e-2, "scaling": "log"}, '
     '"beta2": {"feasible_points": [0.999]}})'
 )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def hyperparameters_from_dict(point: Mapping[str, Any], *, source: str = "<point>") -> Any:
@@ -82,16 +80,14 @@ def _check_range(name: str, spec: Any, source: str) -> None:
     if unknown or missing:
         raise ValueError(f"{where}: a range needs exactly the keys min, max, scaling "
                          f"(missing {missing}, unknown {unknown})")
-    lo, hi, scaling = spec["min"], spec["max"], spec["scaling"]
-    for key, value in (("min", lo), ("max", hi)):
-        if not _is_number(value):
-            raise ValueError(f"{where}: {key} must be a finite number, got {value!r}")
-    if scaling not in _SCALINGS:
-        raise ValueError(f"{where}: unknown scaling {scaling!r}; valid: {list(_SCALINGS)}")
+    lo = v.real(f"{where}: min", spec["min"])
+    hi = v.real(f"{where}: max", spec["max"])
+    scaling = v.choice(f"{where}: scaling", spec["scaling"], _SCALINGS)
     if lo > hi:
-        raise ValueError(f"{where}: min must be <= max, got min={lo!r} > max={hi!r}")
-    if scaling == "log" and lo <= 0:
-        raise ValueError(f"{where}: log scaling needs min > 0, got min={lo!r}")
+        raise ValueError(f"{where}: min must be <= max, got min={spec['min']!r} > "
+                         f"max={spec['max']!r}")
+    if scaling == "log":
+        v.positive(f"{where}: min (log scaling)", spec["min"])
 
 
 def _value_at(spec: Mapping[str, Any], u: float) -> Any:
@@ -120,9 +116,10 @@ def search_space_points(space: Any, num_trials: int, *, source: str = "<search s
     Raises:
       ValueError: for a malformed space (the message names the source, the key, the
         offending value and the rule).
+      TypeError: for a ``min``/``max`` that is not a number, a ``scaling`` that is
+        not a string, or a ``num_trials`` that is not an int.
     """
-    if isinstance(num_trials, bool) or not isinstance(num_trials, int) or num_trials < 1:
-        raise ValueError(f"num_tuning_trials must be an int >= 1, got {num_trials!r}")
+    v.integer("num_tuning_trials", num_trials, minimum=1)
     if isinstance(space, list):
         if not space:
             raise ValueError(f"{source}: the list of points is empty; {_FORM_HELP}")
@@ -159,6 +156,7 @@ def load_search_space(path: str | pathlib.Path, num_trials: int) -> list:
 
     Raises:
       ValueError: if the file is missing, is not valid JSON, or is malformed.
+      TypeError: for a value of the wrong kind (see :func:`search_space_points`).
     """
     path = pathlib.Path(path)
     if not path.is_file():

@@ -32,25 +32,32 @@ import os
 import pathlib
 import sys
 import time
-import types
 from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 import jax
-import numpy as np
 
-from algoperf_reinit.runner import checkpoint as ckpt
+from algoperf_reinit._records import jsonable
+from algoperf_reinit.run_protocol import RUN_DIR_ENV, TIMING_KEYS
+from algoperf_reinit.runner.artifacts import artifact_patterns, seen_rows
 from algoperf_reinit.runner.compilations import CompileCounter
-from algoperf_reinit.runner.experiment import run_metadata, write_json
-from algoperf_reinit.runner.metrics import (
-    EVAL_CSV,
-    MEASUREMENTS_CSV,
-    MetricLogger,
-    read_csv,
-    truncate_csv,
+from algoperf_reinit.runner.experiment import (
+    ARTIFACTS_KEY,
+    SUMMARY_JSON,
+    run_metadata,
+    write_json,
 )
+from algoperf_reinit.runner.loop import (
+    TrainState,
+    TrialContext,
+    TrialState,
+    first_target_eval,
+    run_loop,
+    save,
+)
+from algoperf_reinit.runner.metrics import EVAL_CSV, MetricLogger, read_csv
 from algoperf_reinit.runner.progress import Progress
-from algoperf_reinit.submission import EVENTS_FILE, RUN_DIR_ENV
+from algoperf_reinit.runner.resume import ResumePoint, restore, resume_point, saved_eval_results
 
 __all__ = [
     "TRAIN_STEP_NAME",
@@ -63,9 +70,6 @@ __all__ = [
 ]
 
 TRAIN_STEP_NAME = "jit(train_step)"
-SUMMARY_JSON = "summary.json"
-_TIMING_KEYS = ("score", "total_duration", "accumulated_submission_time",
-                "accumulated_eval_time", "accumulated_logging_time")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,10 +119,6 @@ class TrialResult:
     eval_results: list[tuple[int, dict[str, Any]]]
 
 
-def _is_training_complete(error: BaseException) -> bool:
-    return type(error).__name__ == "TrainingCompleteError"
-
-
 @contextlib.contextmanager
 def _env(name: str, value: str) -> Iterator[None]:
     old = os.environ.get(name)
@@ -130,61 +130,6 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = old
-
-
-def _step_of(row: Mapping[str, str]) -> int:
-    try:
-        return int(float(row.get("global_step") or 0))
-    except ValueError:
-        return 0
-
-
-def _align_files_to_checkpoint(trial_dir: pathlib.Path, step: int) -> int:
-    """Removes rows written after the checkpoint at ``step`` (they will be written again).
-
-    Eval rows up to ``step`` are kept (the checkpoint is saved after its eval);
-    rows the submission logged during update ``g`` and events of update ``g`` are
-    kept for ``g < step``.
-    """
-    def is_eval(row):
-        return bool(row.get("accumulated_submission_time"))
-
-    dropped = truncate_csv(trial_dir / EVAL_CSV, lambda r: _step_of(r) <= step)
-    dropped += truncate_csv(trial_dir / MEASUREMENTS_CSV, lambda r: _step_of(r) < step or (
-        _step_of(r) == step and is_eval(r)))
-    dropped += truncate_csv(trial_dir / EVENTS_FILE, lambda r: _step_of(r) < step)
-    return dropped
-
-
-def _to_jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_jsonable(v) for v in value]
-    if isinstance(value, np.generic | np.ndarray) or hasattr(value, "item"):
-        return np.asarray(value).item()
-    return value
-
-
-def _check_fingerprint(checkpoint: ckpt.Checkpoint, fingerprint: Mapping[str, Any]) -> None:
-    saved = checkpoint.meta.get("fingerprint", {})
-    current = _to_jsonable(dict(fingerprint))
-    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
-             for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
-    if diffs:
-        raise ckpt.CheckpointError(
-            f"checkpoint {str(checkpoint.path)!r} belongs to another run ("
-            + "; ".join(diffs) + "); resume with the flags it was written with, or pass "
-            "--overwrite or another --experiment_name to start a new run")
-
-
-def first_target_eval(workload: Any, eval_results: list[tuple[int, Mapping[str, Any]]]
-                      ) -> tuple[int, Mapping[str, Any]] | None:
-    """The first eval meeting the validation target (AlgoPerf scoring's ``>=``/``<=``)."""
-    for step, result in eval_results:
-        if workload.has_reached_validation_target(result):
-            return step, result
-    return None
 
 
 def summarize(workload: Any, eval_results: list[tuple[int, Mapping[str, Any]]], *,
@@ -231,78 +176,76 @@ def run_trial(workload: Any, submission: Any, setup: TrialSetup, *,
     Raises:
       CheckpointError: resuming from a corrupt or mismatched checkpoint (nothing is
         deleted).
+      ValueError: resuming a trial that holds results but no checkpoint.
     """
     trial_dir = setup.trial_dir
     trial_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = None
-    if setup.resume:
-        path = ckpt.latest_checkpoint(trial_dir)
-        if path is not None:
-            checkpoint = ckpt.load_checkpoint(path)
-            _check_fingerprint(checkpoint, setup.fingerprint)
-    if setup.resume and checkpoint is None and (
-            read_csv(trial_dir / EVAL_CSV) or (trial_dir / SUMMARY_JSON).exists()):
-        raise ValueError(
-            f"{str(trial_dir)!r} holds results but no checkpoint to resume from (was it run "
-            "with --nosave_checkpoints?); pass --overwrite to run it again from step 0, or "
-            "another --experiment_name")
-    if checkpoint is not None and checkpoint.meta.get("final") and (
-            trial_dir / SUMMARY_JSON).exists():
-        summary = json.loads((trial_dir / SUMMARY_JSON).read_text())
-        print(f"{trial_dir.name} already finished at step {checkpoint.meta['global_step']} "
-              "(its final checkpoint); nothing to resume", file=out or sys.stdout)
-        eval_results = [(int(st), dict(r)) for st, r in checkpoint.meta["eval_results"]]
-        return TrialResult(trial_dir=trial_dir, summary=summary, params=None,
-                           model_state=None, eval_results=eval_results)
+    point = resume_point(trial_dir, resume=setup.resume, fingerprint=setup.fingerprint,
+                         artifacts=submission.artifacts,
+                         say=lambda text: print(text, file=out or sys.stdout))
+    if point.finished:
+        return TrialResult(trial_dir=trial_dir,
+                           summary=json.loads((trial_dir / SUMMARY_JSON).read_text()),
+                           params=None, model_state=None,
+                           eval_results=list(saved_eval_results(point.checkpoint)))
     with _env(run_dir_env, str(trial_dir)), CompileCounter() as counter:
-        return _run(workload, submission, setup, checkpoint, counter, out)
+        ctx, state = _start(workload, submission, setup, point, counter, out)
+        return _finish(ctx, run_loop(ctx, state))
 
 
-def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> TrialResult:
-    trial_dir = setup.trial_dir
-    start_step = int(checkpoint.meta["global_step"]) if checkpoint else 0
-    fingerprint = _to_jsonable(dict(setup.fingerprint))
-    dropped = 0
-    if checkpoint is not None:
-        dropped = _align_files_to_checkpoint(trial_dir, start_step)
-    elif setup.resume and (trial_dir / EVAL_CSV).exists():
-        # Killed before its first eval and checkpoint: nothing to keep, start again.
-        _align_files_to_checkpoint(trial_dir, 0)
-        print(f"{trial_dir.name} has no checkpoint to resume from: starting it again at "
-              "step 0", file=out or sys.stdout)
-
+def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint,
+           counter: CompileCounter, out: TextIO | None) -> tuple[TrialContext, TrialState]:
+    """AlgoPerf's start of ``train_once``: keys, data, init, restore, the run's files."""
     rng = jax.random.PRNGKey(setup.rng_seed)
     rng, _ = jax.random.split(rng, 2)
     data_rng, opt_init_rng, model_init_rng, rng = jax.random.split(rng, 4)
     input_queue = workload._build_input_queue(  # runner-only (AlgoPerf forbids submissions)
-        data_rng, "train", None, setup.global_batch_size, start_step=start_step)
+        data_rng, "train", None, setup.global_batch_size, start_step=point.start_step)
     params, model_state = workload.init_model_fn(model_init_rng)
     optimizer_state = submission.init_optimizer_state(
         workload, params, model_state, setup.hparams, opt_init_rng)
     if not (isinstance(optimizer_state, tuple) and len(optimizer_state) == 2):
         raise TypeError("init_optimizer_state must return (optimizer_state, update_fn) "
                         f"(AlgoPerf's JAX contract), got {type(optimizer_state).__name__}")
+    state = TrialState(global_step=0, params=params, model_state=model_state,
+                       optimizer_state=optimizer_state, train=TrainState(), eval_results=(),
+                       stop_reason="", seen_rows={})
+    preemption_count = 0
+    if point.checkpoint is not None:
+        saved = restore(point.checkpoint, params, model_state, optimizer_state)
+        state = state._replace(global_step=saved.global_step, params=saved.params,
+                               model_state=saved.model_state,
+                               optimizer_state=saved.optimizer_state,
+                               train=TrainState.from_mapping(saved.train_state),
+                               eval_results=saved.eval_results)
+        preemption_count = saved.preemption_count
+    fingerprint = jsonable(dict(setup.fingerprint), nonfinite="keep")
+    _write_run_files(workload, submission, setup, point, preemption_count, fingerprint)
+    logger = MetricLogger(setup.trial_dir, preemption_count=preemption_count)
+    workload.attach_metrics_logger(logger)
+    progress = Progress(setup.max_global_steps or workload.step_hint, setup.budget_sec,
+                        mode=setup.progress_mode, stream=out)
+    ctx = TrialContext(workload=workload, submission=submission, setup=setup, rng=rng,
+                       input_queue=input_queue, logger=logger, progress=progress,
+                       counter=counter, preemption_count=preemption_count,
+                       fingerprint=fingerprint, start_time=time.time())
+    train = state.train._replace(last_step_end_time=ctx.start_time)
+    if point.checkpoint is not None:
+        # Wall-clock timestamps of the killed process mean nothing now.
+        train = train._replace(last_eval_time=ctx.start_time)
+        progress.message(f"resumed {setup.trial_dir} from {point.checkpoint.path.name} "
+                         f"(step {state.global_step}, preemption {preemption_count}; "
+                         f"{point.dropped_rows} CSV rows written after it dropped, to be "
+                         "written again)")
+    stop_reason = "training_complete" if train.training_complete else ""
+    return ctx, state._replace(train=train, stop_reason=stop_reason,
+                               seen_rows=seen_rows(setup.trial_dir, submission.artifacts))
 
-    train_state: dict[str, Any] = {
-        "validation_goal_reached": False, "test_goal_reached": False,
-        "is_time_remaining": True, "last_eval_time": 0.0, "training_complete": False,
-        "accumulated_submission_time": 0.0, "accumulated_eval_time": 0.0,
-        "accumulated_logging_time": 0.0, "last_step_end_time": None,
-    }
-    eval_results: list[tuple[int, dict[str, Any]]] = []
-    global_step, preemption_count = 0, 0
-    if checkpoint is not None:
-        meta = checkpoint.meta
-        params = ckpt.restore_arrays(checkpoint, "params", params)
-        model_state = ckpt.restore_arrays(checkpoint, "model_state", model_state)
-        opt0 = ckpt.restore_arrays(checkpoint, "optimizer_state", optimizer_state[0])
-        optimizer_state = (opt0, optimizer_state[1])
-        train_state.update(meta["train_state"])
-        eval_results = [(int(s), dict(r)) for s, r in meta["eval_results"]]
-        global_step = start_step
-        preemption_count = int(meta["preemption_count"]) + 1
 
-    p = preemption_count
+def _write_run_files(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint,
+                     preemption_count: int, fingerprint: Mapping[str, Any]) -> None:
+    """``hparams.json`` (once), ``flags_<p>.json`` and ``meta_data_<p>.json``."""
+    trial_dir, p = setup.trial_dir, preemption_count
     if setup.hparams is not None and not (trial_dir / "hparams.json").exists():
         write_json(trial_dir / "hparams.json", setup.hparams._asdict())
     write_json(trial_dir / f"flags_{p}.json", setup.flags)
@@ -310,144 +253,28 @@ def _run(workload, submission, setup: TrialSetup, checkpoint, counter, out) -> T
         workload, rng_seed=setup.rng_seed, preemption_count=p,
         extra={"global_batch_size": setup.global_batch_size,
                "eval_batch_size": setup.eval_batch_size,
-               "resumed_from_step": start_step if checkpoint else None,
-               "fingerprint": fingerprint}))
-    logger = MetricLogger(trial_dir, preemption_count=p)
-    workload.attach_metrics_logger(logger)
-
-    total_steps = setup.max_global_steps or workload.step_hint
-    progress = Progress(total_steps, setup.budget_sec, mode=setup.progress_mode, stream=out)
-    eval_period = float(workload.eval_period_time_sec)
-    params_types = workload.model_params_types
-    loss_type = workload.loss_type
-    first_timed = True
-    stop_reason = "training_complete" if train_state["training_complete"] else ""
-
-    def save(step: int, final: bool = False) -> None:
-        if not setup.save_checkpoints:
-            return
-        ckpt.save_checkpoint(
-            trial_dir, global_step=step, params=params, model_state=model_state,
-            optimizer_state=optimizer_state[0],
-            meta={"global_step": step, "preemption_count": p, "final": final,
-                  "train_state": train_state, "eval_results": eval_results,
-                  "rng_seed": setup.rng_seed,
-                  "fingerprint": fingerprint})
-
-    def goals_met() -> bool:
-        return (train_state["validation_goal_reached"] and train_state["test_goal_reached"]
-                and not setup.continue_past_target)
-
-    seen_events = len(read_csv(trial_dir / EVENTS_FILE))
-    global_start_time = time.time()
-    train_state["last_step_end_time"] = global_start_time
-    if checkpoint is not None:
-        # Wall-clock timestamps of the killed process mean nothing now.
-        train_state["last_eval_time"] = global_start_time
-        progress.message(f"resumed {trial_dir} from {checkpoint.path.name} "
-                         f"(step {global_step}, preemption {p}; {dropped} CSV rows written "
-                         "after it dropped, to be written again)")
-    try:
-        while (train_state["is_time_remaining"] and not goals_met()
-               and not train_state["training_complete"]):
-            step_rng = jax.random.fold_in(rng, global_step)
-            data_select_rng, update_rng, prep_eval_rng, eval_rng = jax.random.split(step_rng, 4)
-            with counter.timed(warmup=first_timed):
-                batch = submission.data_selection(
-                    workload=workload, input_queue=input_queue, optimizer_state=optimizer_state,
-                    current_param_container=params, model_state=model_state,
-                    hyperparameters=setup.hparams, global_step=global_step,
-                    rng=data_select_rng)
-                kwargs = dict(
-                    workload=workload, current_param_container=params,
-                    current_params_types=params_types, model_state=model_state,
-                    hyperparameters=setup.hparams, batch=batch, loss_type=loss_type,
-                    optimizer_state=optimizer_state, eval_results=eval_results,
-                    global_step=global_step, rng=update_rng)
-                if submission.update_params_takes_train_state:
-                    kwargs["train_state"] = types.MappingProxyType(dict(train_state))
-                try:
-                    optimizer_state, params, model_state = submission.update_params(**kwargs)
-                except Exception as e:
-                    if not _is_training_complete(e):
-                        raise
-                    train_state["training_complete"] = True
-                    stop_reason = "training_complete"
-                jax.block_until_ready((params, model_state))
-            global_step += 1
-            if setup.max_global_steps is not None and global_step >= setup.max_global_steps:
-                train_state["training_complete"] = True
-                stop_reason = stop_reason or "max_global_steps"
-            now = time.time()
-            train_state["accumulated_submission_time"] += now - train_state["last_step_end_time"]
-            progress.update(global_step, logger.latest, train_state["accumulated_submission_time"])
-
-            if setup.eval_every_steps is not None:
-                due = global_step == 1 or global_step % setup.eval_every_steps == 0
-            else:
-                due = now - train_state["last_eval_time"] >= eval_period
-            if due or train_state["training_complete"]:
-                seen_events = _report_events(trial_dir, seen_events, progress)
-                if submission.prepare_for_eval is not None:
-                    with counter.timed(warmup=first_timed):
-                        prep_start = time.time()
-                        optimizer_state, params, model_state = submission.prepare_for_eval(
-                            workload=workload, current_param_container=params,
-                            current_params_types=params_types, model_state=model_state,
-                            hyperparameters=setup.hparams, loss_type=loss_type,
-                            optimizer_state=optimizer_state, eval_results=eval_results,
-                            global_step=global_step, rng=prep_eval_rng)
-                        jax.block_until_ready((params, model_state))
-                        train_state["accumulated_submission_time"] += time.time() - prep_start
-                train_state["is_time_remaining"] = (
-                    train_state["accumulated_submission_time"] < setup.budget_sec)
-                if not train_state["is_time_remaining"]:
-                    stop_reason = "time_budget"
-                else:
-                    _evaluate(workload, setup, params, model_state, eval_rng, global_step,
-                              train_state, eval_results, logger, progress, global_start_time,
-                              p)
-                    if goals_met():
-                        stop_reason = "targets_reached"
-                    save(global_step)
-            first_timed = False
-            train_state["last_step_end_time"] = time.time()
-    except KeyboardInterrupt:
-        progress.close()
-        progress.message(f"interrupted at step {global_step}; everything up to the last "
-                         "checkpoint is on disk: rerun with --resume_last_run to continue")
-        raise
-    progress.close()
-
-    logger.append_scalar_metrics({"score": train_state["accumulated_submission_time"]},
-                                 global_step, preemption_count=p)
-    compile_summary = counter.summary()
-    compile_summary["by_function"] = _by_function(counter)
-    summary = summarize(workload, eval_results, global_step=global_step,
-                        compile_summary=compile_summary, train_state=train_state,
-                        stop_reason=stop_reason or "unknown")
-    summary["rng_seed"] = setup.rng_seed
-    summary["preemption_count"] = p
-    write_json(trial_dir / SUMMARY_JSON, summary)
-    save(global_step, final=True)  # after summary.json: a final checkpoint implies a summary
-    return TrialResult(trial_dir=trial_dir, summary=summary, params=params,
-                       model_state=model_state, eval_results=eval_results)
+               "resumed_from_step": point.start_step if point.checkpoint else None,
+               "fingerprint": fingerprint,
+               ARTIFACTS_KEY: list(artifact_patterns(submission.artifacts))}))
 
 
-def _report_events(trial_dir: pathlib.Path, seen: int, progress: Progress) -> int:
-    """Prints the submission's new ``events.csv`` rows (resets, early stops)."""
-    path = trial_dir / EVENTS_FILE
-    if not path.exists():
-        return seen
-    rows = read_csv(path)
-    for i, row in enumerate(rows[seen:], start=seen):
-        if row.get("kind") == "early_stop_skipped" and any(
-                r.get("kind") == row.get("kind") and r.get("cycle") == row.get("cycle")
-                for r in rows[:i]):
-            continue  # the detector fires again in the last cycle: said once is enough
-        progress.message(f"event @ step {row.get('global_step')}: {row.get('kind')} "
-                         f"(cycle {row.get('cycle')}, {row.get('reason')})")
-    return len(rows)
+def _finish(ctx: TrialContext, state: TrialState) -> TrialResult:
+    """The final ``score`` row, ``summary.json`` and the final checkpoint."""
+    train = state.train
+    ctx.logger.append_scalar_metrics({"score": train.accumulated_submission_time},
+                                     state.global_step, preemption_count=ctx.preemption_count)
+    compile_summary = ctx.counter.summary()
+    compile_summary["by_function"] = _by_function(ctx.counter)
+    eval_results = list(state.eval_results)
+    summary = summarize(ctx.workload, eval_results, global_step=state.global_step,
+                        compile_summary=compile_summary, train_state=train._asdict(),
+                        stop_reason=state.stop_reason or "unknown")
+    summary["rng_seed"] = ctx.setup.rng_seed
+    summary["preemption_count"] = ctx.preemption_count
+    write_json(ctx.trial_dir / SUMMARY_JSON, summary)
+    save(ctx, state, final=True)  # after summary.json: a final checkpoint implies a summary
+    return TrialResult(trial_dir=ctx.trial_dir, summary=summary, params=state.params,
+                       model_state=state.model_state, eval_results=eval_results)
 
 
 def _by_function(counter: CompileCounter) -> dict[str, int]:
@@ -457,50 +284,8 @@ def _by_function(counter: CompileCounter) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _evaluate(workload, setup, params, model_state, eval_rng, global_step, train_state,
-              eval_results, logger, progress, global_start_time, preemption_count) -> None:
-    """The untimed eval: metrics, goals, the eval row and a progress message."""
-    start = time.time()
-    try:
-        result = dict(workload.eval_model(setup.eval_batch_size, params, model_state, eval_rng,
-                                          None, None, global_step))
-    except RuntimeError as e:  # AlgoPerf logs eval RuntimeErrors (OOM) and goes on
-        progress.message(f"eval at step {global_step} failed: {e}")
-        train_state["last_eval_time"] = time.time()
-        return
-    result = {k: _to_jsonable(v) for k, v in result.items()}
-    train_state["validation_goal_reached"] = (
-        train_state["validation_goal_reached"] or workload.has_reached_validation_target(result))
-    train_state["test_goal_reached"] = (
-        train_state["test_goal_reached"] or workload.has_reached_test_target(result))
-    end = time.time()
-    train_state["accumulated_eval_time"] += end - start
-    result.update(
-        score=train_state["accumulated_submission_time"],
-        total_duration=end - global_start_time,
-        accumulated_submission_time=train_state["accumulated_submission_time"],
-        accumulated_eval_time=train_state["accumulated_eval_time"],
-        accumulated_logging_time=train_state["accumulated_logging_time"],
-    )
-    log_start = time.time()
-    eval_results.append((global_step, result))
-    logger.append_scalar_metrics(result, global_step, preemption_count=preemption_count,
-                                 is_eval=True)
-    train_state["accumulated_logging_time"] += time.time() - log_start
-    train_state["last_eval_time"] = time.time()
-    name = f"validation/{workload.target_metric_name}"
-    progress.latest_eval = {name: result.get(name)}
-    if workload.has_reached_validation_target(result) and first_target_eval(
-            workload, eval_results)[0] == global_step:
-        progress.message(
-            f"target met at the eval of step {global_step}: {name}={result[name]:.4g} "
-            f"(target {workload.validation_target_value}) after "
-            f"{train_state['accumulated_submission_time']:.2f}s on the clock")
-
-
 def eval_metric_rows(trial_dir: str | pathlib.Path) -> list[dict[str, str]]:
     """``eval_measurements.csv`` rows without the timing columns (for comparisons)."""
     rows = read_csv(pathlib.Path(trial_dir) / EVAL_CSV)
-    return [{k: v for k, v in r.items() if k not in _TIMING_KEYS and k != "preemption_count"}
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS and k != "preemption_count"}
             for r in rows]
-

@@ -48,7 +48,8 @@ def test_save_checkpoints_defaults_on_and_can_be_switched_off():
 @pytest.mark.parametrize(("argv", "message"), [
     (["--workload=digits", "--num_tuning_trials=0"], "--num_tuning_trials must be an int >= 1, got 0"),
     (["--eval_every_steps=-3"], "--eval_every_steps must be an int >= 1, got -3"),
-    (["--rng_seed=-1"], "--rng_seed must be >= 0"),
+    (["--rng_seed=-1"], "--rng_seed must be an int >= 0, got -1; 0 draws a random seed"),
+    (["--hparam_start_index=-1"], "--hparam_start_index must be an int >= 0, got -1"),
     (["--overwrite", "--resume_last_run"], "exclude each other"),
     (["--workload_kwargs=[1]"], "--workload_kwargs must be a JSON object"),
     (["--workload_kwargs={x}"], "--workload_kwargs must be a JSON object"),
@@ -60,3 +61,16 @@ def test_save_checkpoints_defaults_on_and_can_be_switched_off():
 def test_bad_flags_raise_value_errors_naming_the_flag(argv, message):
     with pytest.raises(ValueError, match=message):
         parse_flags(argv)
+
+
+def test_flag_values_of_the_wrong_kind_are_type_errors():
+    import dataclasses
+
+    from algoperf_reinit.runner.flags import _check
+
+    good = parse_flags(["--workload=digits"])
+    _check(good)
+    with pytest.raises(TypeError, match="--num_tuning_trials must be an int, got '2' of type str"):
+        _check(dataclasses.replace(good, num_tuning_trials="2"))
+    with pytest.raises(TypeError, match=r"--max_global_steps must be an int, got 1\.5"):
+        _check(dataclasses.replace(good, max_global_steps=1.5))

@@ -31,6 +31,21 @@ def test_compile_counter_counts_backend_compiles_by_phase():
     assert [name for _, name, _ in counter.events].count("jit(f)") == 2
 
 
+def test_compile_counter_keeps_every_stage_of_a_compile():
+    from algoperf_reinit.runner.compilations import COMPILE_STAGE_EVENTS
+
+    def g(x):
+        return x - 1
+
+    with CompileCounter() as counter:
+        jax.jit(g)(jnp.ones(7)).block_until_ready()
+    mine = [(event, name) for event, name, _ in counter.stages if name in ("g", "jit_g", "jit(g)")]
+    assert {event for event, _ in mine} == set(COMPILE_STAGE_EVENTS)
+    assert ("/jax/core/compile/backend_compile_duration", "jit(g)") in mine
+    assert all(seconds >= 0 for _, _, seconds in counter.stages)
+    assert [name for _, name, _ in counter.events].count("jit(g)") == 1
+
+
 def test_metric_logger_grows_columns_and_keeps_exact_floats(tmp_path):
     logger = MetricLogger(tmp_path)
     logger.append_scalar_metrics({"loss": 0.1 + 0.2}, 0)
@@ -42,6 +57,8 @@ def test_metric_logger_grows_columns_and_keeps_exact_floats(tmp_path):
     assert rows[1]["grad_norm"] == "3"
     assert read_csv(tmp_path / "eval_measurements.csv")[0]["validation/loss"] == "2.0"
     assert logger.latest["loss"] == 1.5
+    logger.append_scalar_metrics({"loss": __import__("numpy").float64(0.25)}, 4)
+    assert read_csv(tmp_path / "measurements.csv")[-1]["loss"] == "0.25"  # not np.float64(...)
     with pytest.raises(TypeError, match="metric 'x' must be a scalar"):
         logger.append_scalar_metrics({"x": jnp.ones(2)}, 3)
 
@@ -59,6 +76,14 @@ def test_progress_prints_plain_lines_when_not_a_terminal():
     assert len(lines) == 12  # step 1, every 10th step, the message
     assert lines[0].endswith("~? left")  # no rate yet after the first step
     assert lines[-2].startswith("step 100/100 | loss 0.5 | lr 0.001 | cycle 1")
+
+
+def test_progress_mode_is_one_of_the_modes():
+    with pytest.raises(ValueError, match="progress mode must be one of 'auto', 'bar', 'lines', "
+                       "'none', got 'bars'; did you mean 'bar'"):
+        Progress(10, 60.0, mode="bars")
+    with pytest.raises(TypeError, match=r"progress mode must be one of .* got None of type"):
+        Progress(10, 60.0, mode=None)
 
 
 def test_progress_bar_redraws_one_line():
@@ -88,4 +113,37 @@ def test_load_submission_by_module_path_and_errors(tmp_path):
     sub = tmp_path / "submission.py"
     sub.write_text("raise RuntimeError('broken import')\n")
     with pytest.raises(RuntimeError, match="broken import"):
+        load_submission(str(sub))
+
+
+def test_truncate_csv_runner_alias_and_records(tmp_path):
+    from algoperf_reinit import _records
+    from algoperf_reinit.runner import metrics
+
+    assert metrics.truncate_csv is _records.truncate_csv and "truncate_csv" in metrics.__all__
+    assert metrics.read_csv is _records.read_csv and "read_csv" in metrics.__all__
+    path = tmp_path / "measurements.csv"
+    logger = MetricLogger(tmp_path)
+    for step in range(5):
+        logger.append_scalar_metrics({"loss": step / 10}, step)
+    assert metrics.truncate_csv(path, lambda row: metrics.row_step(row) < 3) == 2
+    assert [r["global_step"] for r in read_csv(path)] == ["0", "1", "2"]
+    assert path.read_text().splitlines()[0] == "global_step,loss,preemption_count"
+    before = path.read_bytes()
+    assert _records.truncate_csv(path, lambda row: True) == 0 and path.read_bytes() == before
+    assert _records.truncate_csv(path, lambda row: False) == 3
+    assert path.read_text() == "global_step,loss,preemption_count\n"
+    assert metrics.truncate_csv(tmp_path / "missing.csv", lambda row: False) == 0
+    (tmp_path / "empty.csv").write_text("")
+    assert metrics.truncate_csv(tmp_path / "empty.csv", lambda row: False) == 0
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically, nothing left behind
+
+
+def test_an_optional_function_that_is_not_callable_is_a_type_error(tmp_path):
+    sub = tmp_path / "submission.py"
+    sub.write_text("".join(f"def {name}(*args, **kwargs):\n    pass\n\n" for name in (
+        "get_batch_size", "init_optimizer_state", "update_params", "data_selection"))
+        + "prepare_for_eval = 3\n")
+    with pytest.raises(TypeError, match=r"prepare_for_eval must be a function or absent, got 3 "
+                                        "of type int"):
         load_submission(str(sub))

@@ -11,31 +11,10 @@ import pytest
 
 from algoperf_reinit.runner import CheckpointError, eval_metric_rows, read_csv
 from algoperf_reinit.runner.checkpoint import find_checkpoints, load_checkpoint
-from tests.runner.conftest import strict_json, submission
+from tests.runner.conftest import delegating_submission, strict_json, submission
 
 # A submission that delegates to nadamw_reinit and sleeps a little in every step, so
 # the run is slow enough to be killed mid-way.
-SLOW = '''
-import importlib.util, time
-_spec = importlib.util.spec_from_file_location("_inner_reinit", {path!r})
-_inner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_inner)
-get_batch_size = _inner.get_batch_size
-init_optimizer_state = _inner.init_optimizer_state
-prepare_for_eval = _inner.prepare_for_eval
-data_selection = _inner.data_selection
-
-def update_params(workload, current_param_container, current_params_types, model_state,
-                  hyperparameters, batch, loss_type, optimizer_state, eval_results,
-                  global_step, rng, train_state=None):
-    time.sleep({sleep})
-    return _inner.update_params(
-        workload=workload, current_param_container=current_param_container,
-        current_params_types=current_params_types, model_state=model_state,
-        hyperparameters=hyperparameters, batch=batch, loss_type=loss_type,
-        optimizer_state=optimizer_state, eval_results=eval_results,
-        global_step=global_step, rng=rng, train_state=train_state)
-'''
 STEPS = 700
 
 
@@ -50,7 +29,8 @@ def args(experiment_dir, sub, *extra):
 def write_slow(tmp_path, sleep):
     sub = tmp_path / "slow" / "submission.py"
     sub.parent.mkdir()
-    sub.write_text(SLOW.format(path=submission("nadamw_reinit"), sleep=sleep))
+    sub.write_text(delegating_submission(submission("nadamw_reinit"),
+                                         before=f"    time.sleep({sleep})"))
     return sub
 
 

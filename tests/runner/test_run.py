@@ -99,11 +99,16 @@ def test_default_job_shows_cycles_resets_and_an_early_stop(run_cli):
     assert summary["reached"] and summary["global_steps"] == 2000
     assert summary["train_step_compilations"] == 1
     assert "event @ step" in out and "early_stop" in out
+    # An early stop writes schedule_history.json: --overwrite must know it as the run's.
+    assert (trial / "schedule_history.json").exists()
+    code, _, err = run_cli(*args, f"--submission_path={submission('nadamw_reinit')}",
+                           "--overwrite", "--max_global_steps=5")
+    assert code == 0, err
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (("--submission_path=nowhere/submission.py",), "submission file 'nowhere/submission.py' not found"),
-    (("--workload=imagenet",), "unknown workload 'imagenet'; valid workloads: \\['digits', 'stdlib_lm'\\]"),
+    (("--workload=imagenet",), "--workload must be one of 'digits', 'stdlib_lm', got 'imagenet'"),
     (("--workload_kwargs={\"bogus\": 1}",), "do not fit workload 'digits'"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(run_cli, tmp_path, args, message):
@@ -135,7 +140,20 @@ def test_bad_batch_size_is_named(run_cli, tmp_path):
     sub.write_text((__import__("pathlib").Path(submission("nadamw_baseline")).read_text())
                    + "\n\ndef get_batch_size(workload_name):\n    return 0\n")
     code, _, err = run_cli(f"--submission_path={sub}", "--tuning_ruleset=self")
-    assert code == 2 and "get_batch_size('digits') must return a positive int, got 0" in err
+    assert code == 2 and "get_batch_size('digits') must be an int >= 1, got 0" in err
+
+
+def test_a_batch_size_of_the_wrong_kind_is_a_type_error_and_exits_2(run_cli, tmp_path):
+    sub = tmp_path / "submission.py"
+    sub.write_text((__import__("pathlib").Path(submission("nadamw_baseline")).read_text())
+                   + "\n\ndef get_batch_size(workload_name):\n    return 128.0\n")
+    code, _, err = run_cli(f"--submission_path={sub}", "--tuning_ruleset=self")
+    assert code == 2
+    assert "get_batch_size('digits') must be an int, got 128.0 of type float" in err
+    from algoperf_reinit.runner.loading import resolve_batch_size
+
+    with __import__("pytest").raises(TypeError, match="must be an int, got '8' of type str"):
+        resolve_batch_size(lambda name: "8", "digits", "digits", num_devices=1)
 
 
 def test_existing_run_dir_needs_overwrite_or_resume(run_cli, tmp_path):

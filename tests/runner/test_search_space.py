@@ -47,9 +47,9 @@ def test_dict_form_is_quasi_random_halton_in_sorted_name_order():
     ([], "list of points is empty"),
     ({}, "search space is empty"),
     ({"lr": {"min": 1, "max": 2}}, "missing \\['scaling'\\]"),
-    ({"lr": {"min": 0, "max": 2, "scaling": "log"}}, "log scaling needs min > 0"),
+    ({"lr": {"min": 0, "max": 2, "scaling": "log"}}, r"min \(log scaling\) must be > 0, got 0"),
     ({"lr": {"min": 3, "max": 2, "scaling": "linear"}}, "min must be <= max"),
-    ({"lr": {"min": 1, "max": 2, "scaling": "cubic"}}, "unknown scaling 'cubic'"),
+    ({"lr": {"min": 1, "max": 2, "scaling": "cubic"}}, "scaling must be one of 'linear', 'log', got 'cubic'"),
     ({"lr": {"feasible_points": []}}, "non-empty list"),
     ({"lr": 0.1}, "must be an object"),
     ([{"1lr": 0.1}], "Python identifiers"),
@@ -78,3 +78,21 @@ def test_file_errors_name_the_file(tmp_path):
 def test_num_trials_must_be_positive():
     with pytest.raises(ValueError, match="num_tuning_trials must be an int >= 1"):
         search_space_points(SPACE, 0)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"min": "0.1", "max": 2, "scaling": "log"}, "'lr': min must be a real number, got '0.1' of type str"),
+    ({"min": 0.1, "max": None, "scaling": "log"}, "'lr': max must be a real number, got None"),
+    ({"min": True, "max": 2, "scaling": "linear"}, "'lr': min must be a real number, got True"),
+    ({"min": 0.1, "max": 2, "scaling": 1}, "'lr': scaling must be one of 'linear', 'log', got 1 of type int"),
+])
+def test_values_of_the_wrong_kind_are_type_errors(spec, message):
+    with pytest.raises(TypeError, match=__import__("re").escape(message)):
+        search_space_points({"lr": spec}, 1)
+    with pytest.raises(TypeError, match="num_tuning_trials must be an int, got True"):
+        search_space_points(SPACE, True)
+
+
+def test_an_infinite_bound_is_a_value_error():
+    with pytest.raises(ValueError, match="'lr': max must be finite, got inf"):
+        search_space_points({"lr": {"min": 1, "max": float("inf"), "scaling": "linear"}}, 1)
