@@ -46,8 +46,8 @@ def jsonable(value: Any, *, nonfinite: str = "null") -> Any:
 
 
 def _convert(value: Any, null: bool) -> Any:
-    if isinstance(value, float):
-        return None if null and not math.isfinite(value) else value
+    if isinstance(value, float):  # also np.float64, a float subclass: made a plain float
+        return None if null and not math.isfinite(value) else float(value)
     if isinstance(value, Mapping):
         return {str(k): _convert(v, null) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -14,6 +14,7 @@ def test_jsonable_converts_containers_keys_and_scalars():
     assert _records.jsonable(value) == {"a": [1.5, 2], "3": [4.0], "n": None}
     kept = _records.jsonable(value, nonfinite="keep")
     assert math.isnan(kept["n"])
+    assert type(_records.jsonable(np.float64(0.25))) is float
 
 
 def test_jsonable_rejects_unknown_modes():
