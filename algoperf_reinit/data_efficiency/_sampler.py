@@ -9,8 +9,9 @@ files in ``tests/data_efficiency/fixtures``). Per global batch of
 
 1. ``curriculum_step += 1`` (1 for the first global batch); each metric's
    :class:`CurriculumScheduler` (config order) ``update_difficulty(curriculum_step)``;
-2. if a difficulty changed (or on the first batch), a new cluster
-   (:func:`~._selection.new_cluster_ids`), shuffled (``rng.shuffle``) and written;
+2. if a difficulty changed (or on the first batch), a new cluster (a band of one
+   metric, :func:`~._selection.band_cluster_ids`, or an intersection of several,
+   :class:`~._intersection.Intersection`), shuffled (``rng.shuffle``) and written;
 3. ``rng.choice(num_clusters, G, replace=True, p=sizes / sum(sizes))`` and
    ``bincount``: how many ids each cluster gives;
 4. each cluster's ids taken sequentially, reshuffled when exhausted
@@ -53,7 +54,7 @@ Where we differ from DeepSpeed (each also said where it happens):
 * ``set_custom_curriculum_learning_schedule`` rejects unknown metric names (DeepSpeed
   ignores them); a custom percentile difficulty must be an int in ``[0, max]``;
 * options off by default, each changing the stream: ``wrap_small_clusters`` (#8520) and
-  ``empty_selection_is_empty`` (see :mod:`._selection`); a global batch that comes back
+  ``empty_selection_is_empty`` (see :mod:`._intersection`); a global batch that comes back
   short under the default gives one warning;
 * ``data_cluster_path`` may be ``None`` when every metric is ``single_cluster``.
 """
@@ -74,9 +75,10 @@ from algoperf_reinit.data_efficiency._config import (
     parse_data_efficiency_config,
 )
 from algoperf_reinit.data_efficiency._curriculum_scheduler import CurriculumScheduler
+from algoperf_reinit.data_efficiency._intersection import Intersection
 from algoperf_reinit.data_efficiency._sampler_restore import restore
 from algoperf_reinit.data_efficiency._sampler_state import SamplerState, encode_state
-from algoperf_reinit.data_efficiency._selection import MetricIndex, new_cluster_ids, resolve
+from algoperf_reinit.data_efficiency._selection import MetricIndex, band_cluster_ids, resolve
 
 __all__ = ["DeepSpeedDataSampler"]
 
@@ -166,6 +168,9 @@ class DeepSpeedDataSampler:
                          if m.clustering_type != "single_cluster"}
         self._n1 = _first_percentile_total(self._indexes)
         self._check_percentiles()
+        self._intersection = (Intersection(self._indexes, list(metrics), n,
+                                           empty_is_empty=self._empty_is_empty)
+                              if len(self._indexes) >= 2 else None)
         self._cluster_dir = (None if cl.data_cluster_path is None
                              else resolve(cl.data_cluster_path, base_path))
         writer = (self._rank == 0 if write_clusters is None
@@ -196,7 +201,9 @@ class DeepSpeedDataSampler:
         """
         self._rng = np.random.default_rng(self._config.seed)
         self._store = ClusterStore(self._n, self._write_dir if write else None,
-                                   track_covered=len(self._indexes) >= 2)
+                                   track_covered=self._intersection is not None)
+        if self._intersection is not None:
+            self._intersection.reset()
         for sched in self._schedulers.values():
             sched.load_state_dict({"current_difficulty": sched.config.min_difficulty})
         self._step = 0
@@ -300,10 +307,11 @@ class DeepSpeedDataSampler:
         return previous if changed else None
 
     def _new_cluster(self, previous: Mapping[str, int | float]) -> None:
-        ids = new_cluster_ids(
-            self._indexes, list(self._schedulers), self._current, previous,
-            num_samples=self._n, n1=self._n1, has_clusters=len(self._store) > 0,
-            covered=self._store.covered, empty_is_empty=self._empty_is_empty)
+        if self._intersection is not None:
+            ids = self._intersection.new_ids(self._current, self._n1, self._store.covered)
+        else:
+            ids = band_cluster_ids(self._indexes, self._current, previous, num_samples=self._n,
+                                   n1=self._n1, has_clusters=len(self._store) > 0)
         if ids is not None and ids.shape[0]:
             self._store.add(cluster_name(self._current), ids, self._rng)
 

@@ -20,36 +20,27 @@ is the ``j``-th distinct value, ascending) and, for a ``value`` metric,
   an empty array when a reached row contributes nothing).
 
 Both return ``None`` where DeepSpeed's loops select no row at all, and an array
-otherwise (possibly empty): the distinction matters to :func:`new_cluster_ids`.
+otherwise (possibly empty): the distinction matters to the intersection of
+several metrics (:mod:`._intersection`).
 
-:func:`new_cluster_ids` builds the ids of the cluster DeepSpeed would add (before its
-shuffle), in DeepSpeed's order:
+:func:`band_cluster_ids` builds the ids of the cluster DeepSpeed adds with at most
+one ``schedule_based`` metric (before its shuffle, in DeepSpeed's order): the first
+attempt starts from every id ``0..N-1``; a clustering metric replaces that by its
+*incremental* band between the previous and the current difficulty (``single_cluster``
+metrics never restrict). Two or more clustering metrics intersect their *cumulative*
+selections (:mod:`._intersection`); for them, a cumulative selection is always a prefix
+of the metric's value-sorted ids, and :attr:`MetricIndex.rank` gives each id's position
+in that order.
 
-* at most one ``schedule_based`` metric: the first attempt starts from every id
-  ``0..N-1``; a clustering metric replaces that by its *incremental* band between the
-  previous and the current difficulty (``single_cluster`` metrics never restrict);
-* two or more: each metric's *cumulative* selection (value ``(-inf, d]``, percentile
-  ``[0, per*d)``, ``single_cluster`` every id), intersected in config order (sorted, as
-  ``np.intersect1d``; a first selection that is never intersected keeps its row order),
-  minus every id already in a cluster (order kept, as ``np.setdiff1d(...,
-  assume_unique=True)``). Intersections and the difference use boolean masks over
-  ``[0, N)`` (O(N), same result for the unique ids the analyzer writes).
-
-Where we differ from DeepSpeed: a selection of ``None`` in the intersection (a
-``value`` metric with no value in range) means "no constraint" wherever it comes; in
-DeepSpeed only a ``None`` before any other selection does, and one after crashes
-(``TypeError`` inside ``np.intersect1d``); if every selection is ``None`` the attempt is
-empty (DeepSpeed: skipped without clusters, a crash with them). With
-``empty_is_empty=True`` a ``None`` is an empty selection instead. The index files are
-checked when opened (one value per ``index_to_metric`` row, as many rows as
-``index_to_sample``, ids in ``[0, N)``), where DeepSpeed fails later or writes
-wrapped ids.
+Where we differ from DeepSpeed: the index files are checked when opened (one value per
+``index_to_metric`` row, as many rows as ``index_to_sample``, ids in ``[0, N)``), where
+DeepSpeed fails later or writes wrapped ids.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -57,7 +48,7 @@ from algoperf_reinit import _validation
 from algoperf_reinit.data_efficiency._config_metric import CurriculumMetricConfig
 from algoperf_reinit.data_efficiency._index_files import MMapIndexedDataset
 
-__all__ = ["MetricIndex", "new_cluster_ids", "resolve"]
+__all__ = ["MetricIndex", "band_cluster_ids", "resolve"]
 
 Difficulty = int | float
 
@@ -96,6 +87,8 @@ class MetricIndex:
         self._cum = np.cumsum(np.asarray(self._samples.sizes, np.int64))
         self._values: np.ndarray | None = None
         self._sorted = False
+        self._rank: np.ndarray | None = None
+        self._num_samples = num_samples
         if self.kind == "value":
             self._values = self._metric_values(base_path)
             self._sorted = bool(np.all(self._values[1:] >= self._values[:-1]))
@@ -185,72 +178,63 @@ class MetricIndex:
         return self.percentile_band(int(start), int(end), n1, self.config.max_difficulty)
 
     def cumulative(self, end: Difficulty, n1: int) -> np.ndarray | None:
-        """The ids within difficulty ``end`` (value ``(-inf, end]``, percentile ``[0, end)``)."""
+        """The ids within difficulty ``end`` (value ``(-inf, end]``, percentile ``[0, end)``).
+
+        For a percentile metric, or a value metric whose values ascend (:attr:`is_prefix`),
+        a selection that is not ``None`` is always ``ids[:len(selection)]``, a prefix of
+        the value-sorted ids.
+        """
         return self.band(float("-inf") if self.kind == "value" else 0, end, n1)
 
+    @property
+    def is_prefix(self) -> bool:
+        """Whether cumulative selections are prefixes of :attr:`ids` (see :meth:`cumulative`)."""
+        return self.kind == "percentile" or self._sorted
 
-def _mask(ids: np.ndarray, num_samples: int) -> np.ndarray:
-    out = np.zeros(num_samples, bool)
-    out[ids] = True
-    return out
+    @property
+    def ids(self) -> np.ndarray:
+        """Every id of ``index_to_sample``, rows back to back (a zero-copy view)."""
+        return self._ids
+
+    @property
+    def rank(self) -> np.ndarray:
+        """Each id's position in :attr:`ids` (``total`` for an id not in the index).
+
+        Built on first use (O(N) time, 4 or 8 bytes per sample), then kept.
+        """
+        if self._rank is None:
+            total = self.total
+            kind = np.int32 if total < np.iinfo(np.int32).max else np.int64
+            rank = np.full(self._num_samples, total, kind)
+            rank[self._ids] = np.arange(total, dtype=kind)
+            self._rank = rank
+        return self._rank
 
 
-def new_cluster_ids(
+def band_cluster_ids(
     indexes: Mapping[str, MetricIndex],
-    metric_names: Sequence[str],
     current: Mapping[str, Difficulty],
     previous: Mapping[str, Difficulty],
     *,
     num_samples: int,
     n1: int,
     has_clusters: bool,
-    covered: np.ndarray | None,
-    empty_is_empty: bool = False,
 ) -> np.ndarray | None:
-    """The ids of the next cluster, before its shuffle, in DeepSpeed's order.
+    """The next cluster's ids with at most one clustering metric, in DeepSpeed's order.
 
     Args:
-      indexes: the ``schedule_based`` metrics' index files, by name.
-      metric_names: every metric, in config order (``single_cluster`` ones included).
+      indexes: the ``schedule_based`` metric's index files (zero or one), by name.
       current: each metric's current difficulty.
       previous: each metric's difficulty at the previous global batch (``-inf`` for a
         value metric, 0 for a percentile metric, before the first).
       num_samples: ``N``.
-      n1: DeepSpeed's shared percentile count (any int when no percentile metric).
+      n1: DeepSpeed's shared percentile count (any int without a percentile metric).
       has_clusters: whether a cluster exists already.
-      covered: with two or more clustering metrics, a boolean mask of the ids already
-        in a cluster (removed from the result); ignored otherwise.
-      empty_is_empty: treat a selection of ``None`` as empty (not as "no constraint").
 
     Returns:
-      The ids (an array; empty or ``None`` means no new cluster).
+      The ids before the shuffle (empty or ``None``: no new cluster).
     """
-    if len(indexes) <= 1:
-        new = None if has_clusters else np.arange(num_samples, dtype=np.int64)
-        for name, index in indexes.items():
-            new = index.band(previous[name], current[name], n1)
-        return new
-    raw: np.ndarray | None = None
-    mask: np.ndarray | None = None
-    for name in metric_names:
-        index = indexes.get(name)
-        if index is None:
-            sel = np.arange(num_samples, dtype=np.int64)
-        else:
-            sel = index.cumulative(current[name], n1)
-            if sel is None:
-                if not empty_is_empty:
-                    continue
-                sel = np.zeros(0, np.int64)
-        if raw is None and mask is None:
-            raw = sel
-        else:
-            mask = (_mask(raw, num_samples) if mask is None else mask) & _mask(sel,
-                                                                               num_samples)
-            raw = None
-    new = np.flatnonzero(mask) if mask is not None else raw
-    if new is None:
-        return None
-    if covered is not None and has_clusters:
-        new = new[~covered[new]]
+    new = None if has_clusters else np.arange(num_samples, dtype=np.int64)
+    for name, index in indexes.items():
+        new = index.band(previous[name], current[name], n1)
     return new

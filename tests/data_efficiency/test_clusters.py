@@ -20,7 +20,8 @@ from algoperf_reinit.data_efficiency import (
     write_rows,
 )
 from algoperf_reinit.data_efficiency._clusters import ClusterStore, cluster_name
-from algoperf_reinit.data_efficiency._selection import MetricIndex, new_cluster_ids
+from algoperf_reinit.data_efficiency._intersection import Intersection
+from algoperf_reinit.data_efficiency._selection import MetricIndex, band_cluster_ids
 from tests.data_efficiency.test_sampler_reference import ReferenceSampler, write_index
 
 
@@ -142,8 +143,10 @@ def index(tmp_path, kind, values=VALUES, hi=100, unsorted=False):
         distinct = sorted(set(values.tolist()))
         order = distinct[1::2] + distinct[::2]
         write_rows(tmp_path / paths["index_to_sample_path"],
-                   [np.flatnonzero(values == v) for v in order], np.uint8)
-        write_rows(tmp_path / paths["index_to_metric_path"], [[v] for v in order], np.uint8)
+                   [np.flatnonzero(values == v) for v in order],
+                   find_fit_int_dtype(0, len(values) - 1))
+        write_rows(tmp_path / paths["index_to_metric_path"], [[v] for v in order],
+                   find_fit_int_dtype(0, max(distinct)))
     return MetricIndex("m", metric_config(kind, hi, **paths), len(values), tmp_path)
 
 
@@ -194,24 +197,24 @@ class TestPercentileBand:
         assert len(idx.percentile_band(0, 100, 20, 100)) == 20
 
 
-class TestNewClusterIds:
-    def indexes(self, tmp_path):
+class TestIntersection:
+    def indexes(self, tmp_path, unsorted=()):
         a = np.array([1, 5, 2, 8, 3, 9, 4, 7])
         b = np.array([3, 1, 4, 1, 5, 9, 2, 6])
-        roots = {"a": tmp_path / "ia", "b": tmp_path / "ib"}
         out = {}
         for name, values in (("a", a), ("b", b)):
-            paths = write_index(roots[name], name, values)
-            out[name] = MetricIndex(name, metric_config("value", **paths), 8, roots[name])
+            root = tmp_path / f"i{name}"
+            out[name] = index(root, "value", values, unsorted=name in unsorted)
         return out
 
-    def build(self, indexes, current, covered=None, **kwargs):
-        return as_list(new_cluster_ids(
-            indexes, list(current), current, {}, num_samples=8, n1=0,
-            has_clusters=covered is not None, covered=covered, **kwargs))
+    def build(self, indexes, current, covered=None, order=None, **kwargs):
+        covered = np.zeros(8, bool) if covered is None else covered
+        inter = Intersection(indexes, order or list(current), 8, **kwargs)
+        return as_list(inter.new_ids(current, 0, covered))
 
-    def test_intersection_is_sorted_minus_existing_clusters(self, tmp_path):
-        idx = self.indexes(tmp_path)
+    @pytest.mark.parametrize("unsorted", [(), ("b",)])  # incremental, full masks
+    def test_intersection_is_sorted_minus_existing_clusters(self, tmp_path, unsorted):
+        idx = self.indexes(tmp_path, unsorted)
         a, b = idx["a"].cumulative(5, 0), idx["b"].cumulative(4, 0)
         assert self.build(idx, {"a": 5, "b": 4}) == np.intersect1d(a, b).tolist()
         covered = np.zeros(8, bool)
@@ -234,17 +237,43 @@ class TestNewClusterIds:
         assert self.build(idx, {"b": 2, "a": 0}, empty_is_empty=True) == []
         assert self.build(idx, {"b": 0, "a": 0}) is None
 
-    def test_single_metric_band_and_first_cluster(self, tmp_path):
+    def test_single_cluster_metric_intersects_with_every_id(self, tmp_path):
         idx = self.indexes(tmp_path)
-        one = {"a": idx["a"]}
-        got = new_cluster_ids(one, ["a"], {"a": 5}, {"a": 2}, num_samples=8, n1=0,
-                              has_clusters=True, covered=None)
+        got = self.build(idx, {"s": 8, "a": 0, "b": 2}, order=["s", "a", "b"])
+        assert got == [1, 3, 6]  # arange(8) first: the intersection sorts
+
+    def test_incremental_equals_the_full_computation_over_a_schedule(self, tmp_path):
+        # Non-monotone difficulties included; the second sampler only takes the full path.
+        rng = np.random.default_rng(4)
+        values = {"a": rng.integers(0, 30, 500), "b": rng.integers(0, 50, 500)}
+        fast = {n: index(tmp_path / f"f{n}", "value", v) for n, v in values.items()}
+        fast["p"] = index(tmp_path / "fp", "percentile", values["b"], hi=20)
+        slow = {n: index(tmp_path / f"s{n}", "value", v, unsorted=True) for n, v in
+                values.items()}
+        slow["p"] = fast["p"]
+        inc, full = Intersection(fast, list(fast), 500), Intersection(slow, list(slow), 500)
+        assert inc._prefix and not full._prefix
+        covered_inc, covered_full = np.zeros(500, bool), np.zeros(500, bool)
+        for a, b, p in [(3, 5, 1), (8, 5, 2), (8, 12, 2), (5, 20, 4), (20, 40, 9),
+                        (20, 40, 12), (29, 49, 20), (10, 10, 20), (29, 60, 20)]:
+            current = {"a": a, "b": b, "p": p}
+            got, expected = inc.new_ids(current, 500, covered_inc), full.new_ids(
+                current, 500, covered_full)
+            assert as_list(got) == as_list(expected), current
+            covered_inc[got] = covered_full[expected] = True
+
+
+class TestBandClusterIds:
+    def test_single_metric_band_and_first_cluster(self, tmp_path):
+        one = {"a": index(tmp_path, "value", np.array([1, 5, 2, 8, 3, 9, 4, 7]))}
+        got = band_cluster_ids(one, {"a": 5}, {"a": 2}, num_samples=8, n1=0,
+                               has_clusters=True)
         assert got.tolist() == [4, 6, 1]  # values 3, 4, 5 in row order
-        every = new_cluster_ids({}, ["s"], {"s": 8}, {"s": 0}, num_samples=8, n1=0,
-                                has_clusters=False, covered=None)
+        every = band_cluster_ids({}, {"s": 8}, {"s": 0}, num_samples=8, n1=0,
+                                 has_clusters=False)
         assert every.tolist() == list(range(8))
-        assert new_cluster_ids({}, ["s"], {"s": 16}, {"s": 8}, num_samples=8, n1=0,
-                               has_clusters=True, covered=None) is None
+        assert band_cluster_ids({}, {"s": 16}, {"s": 8}, num_samples=8, n1=0,
+                                has_clusters=True) is None
 
 
 class TestIndexErrors:

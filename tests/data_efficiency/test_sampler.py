@@ -21,9 +21,11 @@ from algoperf_reinit import data_efficiency
 from algoperf_reinit.data_efficiency import (
     DeepSpeedDataSampler,
     _clusters,
+    _intersection,
     _sampler,
     _sampler_restore,
     _sampler_state,
+    _sampler_throughput,
     _selection,
 )
 from tests.data_efficiency.test_sampler_reference import (
@@ -59,7 +61,8 @@ def take(sampler, count):
 
 
 def test_module_examples_run():
-    for module in (_sampler, _clusters, _selection, _sampler_state, _sampler_restore):
+    for module in (_sampler, _clusters, _intersection, _selection, _sampler_state,
+                   _sampler_restore, _sampler_throughput):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 
@@ -342,3 +345,23 @@ class TestDataParallel:
         assert take(writer, 40) == take(reader, 40)
         assert os.listdir(tmp_path / "clusters")
         assert not (tmp_path / "other" / "clusters").exists()
+
+
+class TestThroughputHelpers:
+    @pytest.mark.parametrize("metrics", [("seqlen",), ("rarity",), ("seqlen", "rarity"),
+                                         ("seqlen_truncate",)])
+    def test_synthetic_config_and_measurement(self, tmp_path, metrics):
+        cfg = _sampler_throughput.synthetic_curriculum_config(
+            tmp_path, 5000, metrics=metrics, total_curriculum_step=50)
+        assert list(cfg["data_sampling"]["curriculum_learning"]["curriculum_metrics"]) == \
+            list(metrics)
+        sampler = DeepSpeedDataSampler(cfg, 5000, 16, 0, 1, 4)
+        result = _sampler_throughput.measure_sampler_throughput(sampler, min_ids=6400,
+                                                                min_seconds=0.0)
+        assert result.ids == 6400 and result.global_batches == 100
+        assert result.ids_per_second > 0 and result.clusters == len(sampler.data_cluster_paths)
+
+    def test_unknown_synthetic_metric(self, tmp_path):
+        with pytest.raises(ValueError, match="metrics must be one of 'seqlen', 'rarity', "
+                                             "'seqlen_truncate', got 'len'"):
+            _sampler_throughput.synthetic_curriculum_config(tmp_path, 10, metrics=("len",))
