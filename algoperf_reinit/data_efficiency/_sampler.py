@@ -78,17 +78,14 @@ from algoperf_reinit.data_efficiency._curriculum_scheduler import CurriculumSche
 from algoperf_reinit.data_efficiency._intersection import Intersection
 from algoperf_reinit.data_efficiency._sampler_restore import restore
 from algoperf_reinit.data_efficiency._sampler_state import SamplerState, encode_state
-from algoperf_reinit.data_efficiency._selection import MetricIndex, band_cluster_ids, resolve
+from algoperf_reinit.data_efficiency._selection import (
+    MetricIndex,
+    band_cluster_ids,
+    percentile_total,
+    resolve,
+)
 
 __all__ = ["DeepSpeedDataSampler"]
-
-
-def _first_percentile_total(indexes: Mapping[str, MetricIndex]) -> int:
-    """DeepSpeed's ``data_1epoch_size``: ids in the first percentile metric's index."""
-    for index in indexes.values():
-        if index.kind == "percentile":
-            return index.total
-    return 0
 
 
 class DeepSpeedDataSampler:
@@ -166,8 +163,7 @@ class DeepSpeedDataSampler:
         self._schedulers = {name: CurriculumScheduler(m) for name, m in metrics.items()}
         self._indexes = {name: MetricIndex(name, m, n, base_path) for name, m in metrics.items()
                          if m.clustering_type != "single_cluster"}
-        self._n1 = _first_percentile_total(self._indexes)
-        self._check_percentiles()
+        self._n1 = percentile_total(self._indexes)
         self._intersection = (Intersection(self._indexes, list(metrics), n,
                                            empty_is_empty=self._empty_is_empty)
                               if len(self._indexes) >= 2 else None)
@@ -179,21 +175,9 @@ class DeepSpeedDataSampler:
         if self._write_dir is not None:
             os.makedirs(self._write_dir, exist_ok=True)
         self._warned_short = False
-        self.reset()
+        self._reset()
 
-    def _check_percentiles(self) -> None:
-        for index in self._indexes.values():
-            m = index.config
-            if (index.kind == "percentile" and self._n1 < m.max_difficulty
-                    and m.min_difficulty < m.max_difficulty):
-                raise _validation.value_error(
-                    f"{m.key_path}.max_difficulty", m.max_difficulty,
-                    f"<= N1 = {self._n1}, the number of ids in the first percentile "
-                    "metric's index_to_sample",
-                    fix="with fewer ids than percentiles every band below the maximum is "
-                        "empty (DeepSpeed fails inside numpy at the first batch)")
-
-    def reset(self, *, write: bool = True) -> None:
+    def _reset(self, *, write: bool = True) -> None:
         """Back to the state of a new sampler (clusters dropped, generator re-seeded).
 
         Args:
@@ -370,19 +354,15 @@ class DeepSpeedDataSampler:
 
     # ---- checkpoints ---------------------------------------------------------------
 
-    def state(self) -> SamplerState:
-        """The current state (what :meth:`state_dict` encodes)."""
+    def state_dict(self) -> dict[str, Any]:
+        """DeepSpeed's sampler state keys, JSON-serialisable (see :mod:`._sampler_state`)."""
         store = self._store
-        return SamplerState(
-            batch=self._batch[self._cursor:].copy(), consumed_samples=self._consumed,
+        return encode_state(SamplerState(
+            batch=self._batch[self._cursor:], consumed_samples=self._consumed,
             curriculum_step=self._step, current_difficulties=dict(self._current),
             data_cluster_paths=store.names, data_cluster_current_position=store.positions,
             rng_state=self._rng.bit_generator.state,
-            crc32=[store.crc32(c) for c in range(len(store))])
-
-    def state_dict(self) -> dict[str, Any]:
-        """DeepSpeed's sampler state keys, JSON-serialisable (see :mod:`._sampler_state`)."""
-        return encode_state(self.state())
+            crc32=[store.crc32(c) for c in range(len(store))]))
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Continue from a :meth:`state_dict` (ours, or a DeepSpeed checkpoint's).

@@ -71,7 +71,7 @@ def _check(field: str, replayed: Any, saved: Any) -> None:
 
 
 def _replay(sampler: DeepSpeedDataSampler, st: SamplerState) -> None:
-    sampler.reset(write=False)
+    sampler._reset(write=False)
     for _ in range(st.curriculum_step):
         sampler.get_next_global_batch()
     _check("data_cluster_paths", sampler._store.names, st.data_cluster_paths)
@@ -85,7 +85,7 @@ def _replay(sampler: DeepSpeedDataSampler, st: SamplerState) -> None:
 
 
 def _load_files(sampler: DeepSpeedDataSampler, st: SamplerState) -> None:
-    sampler.reset(write=False)
+    sampler._reset(write=False)
     if st.data_cluster_paths:
         if sampler._cluster_dir is None:
             raise _validation.value_error(

@@ -105,7 +105,8 @@ def decode_rng(value: Any) -> dict[str, Any] | None:
 
 def encode_state(s: SamplerState) -> dict[str, Any]:
     """The JSON-serialisable checkpoint dict of a :class:`SamplerState`."""
-    out = {"batch": [int(i) for i in s.batch], "consumed_samples": s.consumed_samples,
+    out = {"batch": np.asarray(s.batch, np.int64).tolist(),
+           "consumed_samples": s.consumed_samples,
            "curriculum_step": s.curriculum_step,
            "current_difficulties": dict(s.current_difficulties),
            "data_cluster_paths": list(s.data_cluster_paths),
@@ -142,12 +143,13 @@ def _difficulties(field: str, value: Any, metric_names: Sequence[str]
                   ) -> dict[str, int | float]:
     if not isinstance(value, Mapping):
         raise _validation.type_error(field, value, "a dict of metric name -> difficulty")
-    if value and list(value) != list(metric_names):
+    if value and set(value) != set(metric_names):
         raise _validation.value_error(
             field, dict(value), f"keyed by this configuration's metrics {list(metric_names)}",
             fix="the checkpoint belongs to another curriculum configuration")
     out: dict[str, int | float] = {}
-    for name, d in value.items():
+    for name in metric_names if value else ():  # config order (cluster names follow it)
+        d = value[name]
         if isinstance(d, numbers.Integral) and not isinstance(d, bool):
             out[name] = int(d)
         else:

@@ -48,7 +48,7 @@ from algoperf_reinit import _validation
 from algoperf_reinit.data_efficiency._config_metric import CurriculumMetricConfig
 from algoperf_reinit.data_efficiency._index_files import MMapIndexedDataset
 
-__all__ = ["MetricIndex", "band_cluster_ids", "resolve"]
+__all__ = ["MetricIndex", "band_cluster_ids", "percentile_total", "resolve"]
 
 Difficulty = int | float
 
@@ -209,6 +209,30 @@ class MetricIndex:
             rank[self._ids] = np.arange(total, dtype=kind)
             self._rank = rank
         return self._rank
+
+
+def percentile_total(indexes: Mapping[str, MetricIndex]) -> int:
+    """DeepSpeed's shared ``N1``: the ids in the first percentile metric's index.
+
+    DeepSpeed computes it once, from whichever percentile metric selects first (the
+    first in config order), and uses it for every percentile metric.
+
+    Raises:
+      ValueError: for a percentile metric with ``N1 < max_difficulty`` and
+        ``min_difficulty < max_difficulty``: every band below the maximum is empty
+        (DeepSpeed fails inside numpy at the first batch).
+    """
+    n1 = next((i.total for i in indexes.values() if i.kind == "percentile"), 0)
+    for index in indexes.values():
+        m = index.config
+        if index.kind == "percentile" and n1 < m.max_difficulty and m.min_difficulty < m.max_difficulty:
+            raise _validation.value_error(
+                f"{m.key_path}.max_difficulty", m.max_difficulty,
+                f"<= N1 = {n1}, the number of ids in the first percentile metric's "
+                "index_to_sample",
+                fix="with fewer ids than percentiles every band below the maximum is "
+                    "empty (DeepSpeed fails inside numpy at the first batch)")
+    return n1
 
 
 def band_cluster_ids(

@@ -284,19 +284,16 @@ class TestIndexErrors:
                                              r"got 19"):
             MetricIndex("m", metric_config("value", **paths), 10, tmp_path)
 
-    def test_row_count_mismatch(self, tmp_path):
+    @pytest.mark.parametrize(("rows", "match"), [
+        ([[1]], r"number of rows of .*index_to_metric_path .* must be the number of rows of "
+                r"index_to_sample \(10\), got 1"),
+        ([[v, v] for v in range(10)], r"row 0 of .*index_to_metric_path .* must be 1 value "
+                                      r"long \(one row per distinct metric value\), got 2"),
+    ])
+    def test_bad_index_to_metric(self, tmp_path, rows, match):
         paths = write_index(tmp_path, "m", VALUES)
-        write_rows(tmp_path / paths["index_to_metric_path"], [[1]], np.uint8)
-        with pytest.raises(ValueError, match=r"number of rows of .*index_to_metric_path .* "
-                                             r"must be the number of rows of index_to_sample "
-                                             r"\(10\), got 1"):
-            MetricIndex("m", metric_config("value", **paths), 20, tmp_path)
-
-    def test_rows_of_several_values(self, tmp_path):
-        paths = write_index(tmp_path, "m", VALUES)
-        write_rows(tmp_path / paths["index_to_metric_path"], [[v, v] for v in range(10)],
-                   np.uint8)
-        with pytest.raises(ValueError, match=r"row 0 of .* must be 1 value long"):
+        write_rows(tmp_path / paths["index_to_metric_path"], rows, np.uint8)
+        with pytest.raises(ValueError, match=match):
             MetricIndex("m", metric_config("value", **paths), 20, tmp_path)
 
     def test_missing_file(self, tmp_path):

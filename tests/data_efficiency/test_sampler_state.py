@@ -84,6 +84,16 @@ class TestStateDict:
         assert state["batch"] == record["micro_batch"]  # the rest of global batch 2
         assert state["consumed_samples"] == 12 == sum(map(len, first))
         assert json_round_trip(state) == state
+        # A checkpoint written with sorted keys restores the config order of the metrics.
+        two = make(tmp_path / "two")
+        run(two, 3)
+        shuffled = json.loads(json.dumps(two.state_dict(), sort_keys=True))
+        shuffled["current_difficulties"] = dict(reversed(
+            list(shuffled["current_difficulties"].items())))
+        again = make(tmp_path / "two")
+        again.load_state_dict(shuffled)
+        assert list(again.current_difficulties) == ["a", "b"]
+        assert again.state_dict() == two.state_dict()
 
     def test_rng_state_is_the_samplers_own_generator(self, tmp_path):
         sampler = make(tmp_path)
