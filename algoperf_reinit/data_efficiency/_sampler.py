@@ -55,7 +55,10 @@ Where we differ from DeepSpeed (each also said where it happens):
   ignores them); a custom percentile difficulty must be an int in ``[0, max]``;
 * options off by default, each changing the stream: ``wrap_small_clusters`` (#8520) and
   ``empty_selection_is_empty`` (see :mod:`._intersection`); a global batch that comes back
-  short under the default gives one warning;
+  short under the default gives one warning (a chunk too short for ``drop_last`` is
+  dropped and the next global batch drawn, as in DeepSpeed, which can repeat while
+  every eligible cluster is smaller than a chunk);
+* every process reads the index files (DeepSpeed: rank 0 only, then a broadcast);
 * ``data_cluster_path`` may be ``None`` when every metric is ``single_cluster``.
 """
 

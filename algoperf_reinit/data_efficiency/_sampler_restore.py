@@ -15,8 +15,8 @@ one of two ways:
   sampler is reset and draws ``curriculum_step`` global batches again from the seed
   (no files written), which rebuilds clusters, cursors and generator exactly; the
   result is checked against the state (names, cursors, generator) and the writer then
-  rewrites every cluster file. It costs what drawing those batches cost (about a
-  second per million ids).
+  rewrites every cluster file. It costs what drawing those batches cost (one to a few
+  million ids per second on one core).
 
 Then the cursors, the remaining ``batch``, ``consumed_samples``, ``curriculum_step``,
 ``current_difficulties`` and each scheduler's difficulty are set from the state, so the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import doctest
 import itertools
+import json
 import math
 import os
 
@@ -27,6 +28,7 @@ from algoperf_reinit.data_efficiency import (
     _sampler_state,
     _sampler_throughput,
     _selection,
+    parse_data_efficiency_config,
 )
 from tests.data_efficiency.test_sampler_reference import (
     CASES,
@@ -100,6 +102,19 @@ class TestDeepSpeedRecordedStreams:
                                                                    ).read_bytes(), file
         # Creation order is also the recorded (alphabetical) order in both cases.
         assert sampler.data_cluster_paths == [f[:-4] for f in case["cluster_files"][::2]]
+
+    def test_config_as_a_dict_a_whole_config_a_json_path_or_parsed(self, tmp_path):
+        case = CASES["value_single_metric_linear"]
+        expected = [r["micro_batch"] for r in case["micro_batches"][:8]]
+        copy_analysis(tmp_path)
+        block = config(case["metrics"])
+        path = tmp_path / "ds_config.json"
+        path.write_text(json.dumps({"train_batch_size": 8, "data_efficiency": block}))
+        # From the second run on, the directory holds the previous run's (stale) files.
+        for cfg in (block, {"train_micro_batch_size_per_gpu": 4, "data_efficiency": block},
+                    str(path), path, parse_data_efficiency_config(block)):
+            sampler = DeepSpeedDataSampler(cfg, N, 4, 0, 1, 2, base_path=tmp_path)
+            assert take(sampler, 8) == expected
 
     def test_stream_is_the_same_without_files(self, tmp_path):
         sampler = case_sampler(tmp_path, "two_clustering_metrics_intersection",
