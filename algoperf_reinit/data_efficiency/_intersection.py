@@ -14,7 +14,7 @@ every current selection and in no cluster must have entered some selection since
 previous attempt (had it been in all of them then, that attempt would have added it to
 a cluster), i.e. lie in some band ``ids[b_prev:b_cur]``. So the candidates are those
 bands, kept where every metric's :attr:`MetricIndex.rank` is below its bound, minus
-the clusters, sorted (``np.unique``). Before a first attempt, or after one that was
+the clusters, sorted and deduplicated. Before a first attempt, or after one that was
 not computed this way, ``b_prev`` is 0 (every id of the selections is a candidate).
 
 The full computation (boolean masks over ``[0, N)``, O(N); the same result for the
@@ -43,7 +43,7 @@ Difficulty = int | float
 
 
 def _sorted_unique(ids: np.ndarray) -> np.ndarray:
-    """``np.unique(ids)`` by sorting (NumPy >= 2.3's hash-based unique is ~30x slower)."""
+    """``np.unique(ids)`` by sorting (NumPy 2.4's ``np.unique`` hashes: ~30x slower here)."""
     ids = np.sort(ids)
     return ids[np.concatenate(([True], ids[1:] != ids[:-1]))] if ids.shape[0] else ids
 
