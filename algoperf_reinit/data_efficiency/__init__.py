@@ -70,6 +70,7 @@ from algoperf_reinit.data_efficiency._metrics import (
     vocab_rarity,
     vocab_rarity_metric,
 )
+from algoperf_reinit.data_efficiency._sampler import DeepSpeedDataSampler
 
 __all__ = [
     "CLUSTERING_TYPES",
@@ -91,6 +92,7 @@ __all__ = [
     "DataEfficiencyConfig",
     "DataRoutingConfig",
     "DataSamplingConfig",
+    "DeepSpeedDataSampler",
     "DynamicBatchingConfig",
     "FrozenMapping",
     "IndexedDatasetWriter",
