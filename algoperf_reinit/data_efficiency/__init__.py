@@ -12,6 +12,14 @@ The package never imports ``algoperf_reinit.runner``, ``algoperf_reinit.submissi
 """
 
 from algoperf_reinit.data_efficiency._analyzer import DataAnalyzer, MapProgress
+from algoperf_reinit.data_efficiency._buckets import (
+    DEFAULT_MAX_BUCKETS,
+    ROUNDINGS,
+    ShapeBuckets,
+    ShapeCount,
+    ShapeCounter,
+    shape_name,
+)
 from algoperf_reinit.data_efficiency._config import (
     DATA_EFFICIENCY_ENABLED_DEFAULT,
     DATA_EFFICIENCY_SEED_DEFAULT,
@@ -70,17 +78,28 @@ from algoperf_reinit.data_efficiency._metrics import (
     vocab_rarity,
     vocab_rarity_metric,
 )
+from algoperf_reinit.data_efficiency._schedule_runs import (
+    CURRICULUM_FIRST_STEP,
+    Run,
+    curriculum_runs,
+    joint_runs,
+    monotone_runs,
+    stepwise_runs,
+)
 
 __all__ = [
     "CLUSTERING_TYPES",
+    "CURRICULUM_FIRST_STEP",
     "DATA_EFFICIENCY_ENABLED_DEFAULT",
     "DATA_EFFICIENCY_SEED_DEFAULT",
     "DATA_SAMPLING_NUM_EPOCHS_DEFAULT",
     "DATA_SAMPLING_NUM_WORKERS_DEFAULT",
     "DATA_SAMPLING_PIN_MEMORY_DEFAULT",
+    "DEFAULT_MAX_BUCKETS",
     "DIFFICULTY_TYPES",
     "DTYPE_CODES",
     "LEGACY_METRIC_NAME",
+    "ROUNDINGS",
     "SCHEDULE_TYPES",
     "CurriculumLearningConfig",
     "CurriculumMetricConfig",
@@ -102,16 +121,25 @@ __all__ = [
     "RandomLTDScheduleConfig",
     "RandomLTDScheduler",
     "RandomLTDState",
+    "Run",
+    "ShapeBuckets",
+    "ShapeCount",
+    "ShapeCounter",
+    "curriculum_runs",
     "find_fit_int_dtype",
     "fixed_discrete_difficulty",
     "fixed_linear_difficulty",
     "fixed_root_difficulty",
+    "joint_runs",
+    "monotone_runs",
     "parse_data_efficiency_config",
     "seqlen_metric",
     "seqlen_vocab_rarity",
     "seqlen_vocab_rarity_coefficient",
     "seqlen_vocab_rarity_metric",
     "sequence_length",
+    "shape_name",
+    "stepwise_runs",
     "total_vocab_freq_metric",
     "vocab_histogram",
     "vocab_neg_log_prob",
