@@ -52,6 +52,11 @@ from algoperf_reinit.data_efficiency._curriculum_scheduler import (
     CurriculumScheduler,
     CurriculumState,
 )
+from algoperf_reinit.data_efficiency._device_gather import (
+    PLACEMENTS,
+    REPLICATE_MAX_BYTES,
+    DeviceDataset,
+)
 from algoperf_reinit.data_efficiency._difficulty import (
     fixed_discrete_difficulty,
     fixed_linear_difficulty,
@@ -117,6 +122,8 @@ __all__ = [
     "DTYPE_CODES",
     "LEGACY_METRIC_NAME",
     "PACKING_KEYS",
+    "PLACEMENTS",
+    "REPLICATE_MAX_BYTES",
     "ROUNDINGS",
     "SCHEDULE_TYPES",
     "SEQLEN_MODES",
@@ -132,6 +139,7 @@ __all__ = [
     "DataEfficiencyConfig",
     "DataRoutingConfig",
     "DataSamplingConfig",
+    "DeviceDataset",
     "DynamicBatchingConfig",
     "FrozenMapping",
     "IndexedDatasetWriter",
