@@ -92,7 +92,6 @@ from algoperf_reinit.data_efficiency._schedule_runs import (
     stepwise_runs,
 )
 from algoperf_reinit.data_efficiency._seqlen_curriculum import (
-    SEQLEN_MODES,
     UNITS,
     SeqlenCurriculum,
     SeqlenPlan,
@@ -100,11 +99,14 @@ from algoperf_reinit.data_efficiency._seqlen_curriculum import (
 )
 from algoperf_reinit.data_efficiency._seqlen_ops import (
     PACKING_KEYS,
+    SEQLEN_MODES,
     TOKEN_KEYS,
     WEIGHTS_KEY,
     SequenceBatch,
+    count_weights,
     reshape_batch,
     reshaped_rows,
+    seqlen_op,
     sequence_batch,
     truncate_batch,
 )
@@ -159,6 +161,7 @@ __all__ = [
     "ShapeCount",
     "ShapeCounter",
     "TokenCounts",
+    "count_weights",
     "curriculum_runs",
     "find_fit_int_dtype",
     "fixed_discrete_difficulty",
@@ -170,6 +173,7 @@ __all__ = [
     "reshape_batch",
     "reshaped_rows",
     "seqlen_metric",
+    "seqlen_op",
     "seqlen_vocab_rarity",
     "seqlen_vocab_rarity_coefficient",
     "seqlen_vocab_rarity_metric",

@@ -54,17 +54,14 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from algoperf_reinit import _validation
 from algoperf_reinit.data_efficiency._buckets import (
@@ -79,17 +76,16 @@ from algoperf_reinit.data_efficiency._config import (
 from algoperf_reinit.data_efficiency._curriculum_scheduler import CurriculumScheduler
 from algoperf_reinit.data_efficiency._schedule_runs import CURRICULUM_FIRST_STEP, curriculum_runs
 from algoperf_reinit.data_efficiency._seqlen_ops import (
+    SEQLEN_MODES,
     WEIGHTS_KEY,
-    reshape_batch,
+    count_weights,
     reshaped_rows,
+    seqlen_op,
     sequence_batch,
-    truncate_batch,
 )
 
-__all__ = ["SEQLEN_MODES", "UNITS", "SeqlenCurriculum", "SeqlenPlan", "TokenCounts"]
+__all__ = ["UNITS", "SeqlenCurriculum", "SeqlenPlan", "TokenCounts"]
 
-SEQLEN_MODES = ("seqlen_truncate", "seqlen_reshape")
-"""DeepSpeed's post-processing metric names: truncate, or re-pack into more rows."""
 UNITS = ("tokens", "fraction")
 """A difficulty is a length in tokens, or ``difficulty / max_difficulty`` of the batch's."""
 _PENDING = 64  # token counts kept on device before the older ones are read back
@@ -112,25 +108,6 @@ class SeqlenPlan(NamedTuple):
     scheduled_length: int  # min(length of difficulty, S)
     length: int  # min(length of bucket, S): what the batch is cut to
     rows: int  # rows of the batch handed on (padding rows included)
-
-
-def _default_mesh() -> Mesh:
-    """AlgoPerf's mesh: every device on one axis ``'batch'``."""
-    return Mesh(np.asarray(jax.devices()), ("batch",))
-
-
-def _op(batch: dict[str, jax.Array], *, mode: str, length: int, row_multiple: int
-        ) -> tuple[dict[str, jax.Array], jax.Array]:
-    if mode == "seqlen_truncate":
-        out = truncate_batch(batch, length)
-    else:
-        out = reshape_batch(batch, length, row_multiple=row_multiple)
-    return out, jnp.count_nonzero(out[WEIGHTS_KEY])
-
-
-@jax.jit
-def _count(weights: jax.Array) -> jax.Array:
-    return jnp.count_nonzero(weights)
 
 
 class SeqlenCurriculum:
@@ -292,16 +269,13 @@ class SeqlenCurriculum:
         sharding = getattr(batch["inputs"], "sharding", None)
         if isinstance(sharding, NamedSharding) and "batch" in sharding.mesh.axis_names:
             return sharding.mesh
-        return _default_mesh()
+        return Mesh(np.asarray(jax.devices()), ("batch",))  # AlgoPerf's mesh
 
     def _jitted(self, length: int, row_multiple: int, mesh: Mesh) -> Callable[..., Any]:
         """The jitted op for one length and mesh (built once, kept in ``self._ops``)."""
         key = (length, row_multiple, mesh)
         if key not in self._ops:
-            fn = functools.partial(_op, mode=self._mode, length=length,
-                                   row_multiple=row_multiple)
-            self._ops[key] = jax.jit(fn, out_shardings=(NamedSharding(mesh, P("batch")),
-                                                        NamedSharding(mesh, P())))
+            self._ops[key] = seqlen_op(self._mode, length, mesh=mesh, row_multiple=row_multiple)
         return self._ops[key]
 
     def __call__(self, batch: Any, global_step: int) -> Any:
@@ -323,7 +297,7 @@ class SeqlenCurriculum:
         mesh = self._mesh_for(batch)
         plan = self.plan(global_step, size, seq_len, mesh.shape["batch"])
         if plan.length >= seq_len:
-            out, real = batch, _count(batch[WEIGHTS_KEY])
+            out, real = batch, count_weights(batch[WEIGHTS_KEY])
         else:
             out, real = self._jitted(plan.length, mesh.shape["batch"], mesh)(dict(batch))
         scheduled_rows = (size if self._mode == "seqlen_truncate"

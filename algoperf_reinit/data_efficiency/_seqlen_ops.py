@@ -47,7 +47,8 @@ our ``stdlib_lm``             int32 ``inputs``/``targets``, float32        acts
 
 Inputs and targets of different lengths (no shared sequence axis) pass as well.
 
-**Ops** (jittable, the length static): :func:`truncate_batch` keeps the first ``L``
+**Ops** (jittable, the length static; :func:`seqlen_op` jits one with its output
+sharded ``P('batch')`` and its count of non-zero weights): :func:`truncate_batch` keeps the first ``L``
 positions of every array (DeepSpeed's ``seqlen_truncate`` post-processing, the legacy
 ``curriculum_seqlen``); :func:`reshape_batch` re-packs (``seqlen_reshape``, spec §3.9):
 each ``[B, S]`` array is cut into rows of length ``L`` — the first ``(S // L) * L``
@@ -78,24 +79,33 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from algoperf_reinit import _validation
 
 __all__ = [
     "PACKING_KEYS",
+    "SEQLEN_MODES",
     "TOKEN_KEYS",
     "WEIGHTS_KEY",
     "SequenceBatch",
+    "count_weights",
     "reshape_batch",
     "reshaped_rows",
+    "seqlen_op",
     "sequence_batch",
     "truncate_batch",
 ]
+
+SEQLEN_MODES = ("seqlen_truncate", "seqlen_reshape")
+"""DeepSpeed's post-processing metric names: truncate, or re-pack into more rows."""
 
 TOKEN_KEYS = ("inputs", "targets")
 """The integer token arrays a sequence batch holds."""
@@ -227,3 +237,38 @@ def reshape_batch(batch: Mapping[str, Any], length: int, *, row_multiple: int = 
         return rows
 
     return {key: repack(value) for key, value in batch.items()}
+
+
+def seqlen_op(mode: str, length: int, *, mesh: Mesh, row_multiple: int | None = None
+              ) -> Callable[[Mapping[str, Any]], tuple[dict[str, jax.Array], jax.Array]]:
+    """One mode at one length, jitted: ``batch -> (cut batch, its non-zero weights)``.
+
+    Args:
+      mode: one of :data:`SEQLEN_MODES`.
+      length: ``L >= 1``.
+      mesh: the output's mesh: the batch ``P('batch')``, the count replicated.
+      row_multiple: re-packed rows are padded to a multiple of this; default the
+        size of the mesh's ``'batch'`` axis.
+
+    Returns:
+      The jitted function (it compiles once per input shape).
+    """
+    mode = _validation.choice("mode", mode, SEQLEN_MODES)
+    length = _check_length(length)
+    multiple = mesh.shape["batch"] if row_multiple is None else row_multiple
+
+    def cut(batch: Mapping[str, Any]) -> tuple[dict[str, jax.Array], jax.Array]:
+        if mode == "seqlen_truncate":
+            out = truncate_batch(batch, length)
+        else:
+            out = reshape_batch(batch, length, row_multiple=multiple)
+        return out, jnp.count_nonzero(out[WEIGHTS_KEY])
+
+    return jax.jit(cut, out_shardings=(NamedSharding(mesh, P("batch")),
+                                       NamedSharding(mesh, P())))
+
+
+@jax.jit
+def count_weights(weights: jax.Array) -> jax.Array:
+    """The number of non-zero weights (the tokens that carry a loss), on device."""
+    return jnp.count_nonzero(weights)

@@ -7,11 +7,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from algoperf_reinit.data_efficiency import (
     _seqlen_ops,
+    count_weights,
     reshape_batch,
     reshaped_rows,
+    seqlen_op,
     sequence_batch,
     truncate_batch,
 )
@@ -98,6 +102,23 @@ def test_eager_and_jitted_agree_and_other_rows_keys_follow():
         np.testing.assert_array_equal(np.asarray(eager[key]), np.asarray(jitted[key]))
     np.testing.assert_array_equal(np.asarray(eager["positions"])[:2], [[0, 1, 2, 3, 4],
                                                                        [5, 6, 7, 8, 9]])
+
+
+@pytest.mark.parametrize("mode", ["seqlen_truncate", "seqlen_reshape"])
+def test_seqlen_op_shards_its_output_and_counts_real_tokens(mode):
+    mesh = Mesh(np.asarray(jax.devices()), ("batch",))
+    batch = lm_batch(3, 10)
+    out, real = seqlen_op(mode, 4, mesh=mesh, row_multiple=2)(batch)
+    want = (truncate_batch(batch, 4) if mode == "seqlen_truncate"
+            else reshape_batch(batch, 4, row_multiple=2))
+    for key in batch:
+        np.testing.assert_array_equal(np.asarray(out[key]), np.asarray(want[key]))
+        assert out[key].sharding == NamedSharding(mesh, P("batch"))
+    assert int(real) == np.count_nonzero(np.asarray(want["weights"]))
+    assert real.sharding == NamedSharding(mesh, P())
+    assert int(count_weights(batch["weights"])) == np.count_nonzero(batch["weights"])
+    with pytest.raises(ValueError, match="mode must be one of 'seqlen_truncate'"):
+        seqlen_op("truncate", 4, mesh=mesh)
 
 
 def test_bad_lengths_are_errors():
