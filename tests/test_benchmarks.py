@@ -143,3 +143,23 @@ def test_report_compile_log_counts_through_the_runners_counter():
     assert log.since(0, "train_step")[0] == 2
     assert log.since(0, "no_such_function") == (0, 0)
     assert log.counter.summary()["total"] >= 2
+
+
+@pytest.mark.benchmark
+def test_curriculum_sampler_quick_mode_runs():
+    out = _run_quick(ROOT / "benchmarks" / "curriculum_sampler.py")
+    lines = out.splitlines()
+    assert out.startswith(f"$ {sys.executable} ") and "--quick" in lines[0]
+    assert lines[1].endswith("; mode quick") and lines[2].startswith("# mode quick: ")
+    for batch in (256, 4096):
+        rows = {line.split("|")[2].strip(): line for line in lines
+                if line.startswith(f"| {batch} | ")}
+        assert set(rows) == {"ours, replicated", "ours, sharded", "plain jnp.take",
+                             "host check only"}, rows
+        assert rows["plain jnp.take"].endswith("| 1.00x |")
+    verdicts = [line for line in lines if line.startswith(("PASS:", "FAIL:"))]
+    assert len(verdicts) == 1 and "device gather (replicated) at batch 4096" in verdicts[0]
+    for mode, shape in (("seqlen_truncate", "64x512 -> 64x256"),
+                        ("seqlen_reshape", "64x512 -> 256x128")):
+        assert sum(line.startswith(f"| {mode} | {shape} |") for line in lines) == 3
+    assert "## 3. Host side" in out

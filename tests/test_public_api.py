@@ -6,6 +6,7 @@ import pytest
 
 PACKAGES = [
     "algoperf_reinit",
+    "algoperf_reinit.data_efficiency",
     "algoperf_reinit.schedules",
     "algoperf_reinit.reinit",
     "algoperf_reinit.submission",

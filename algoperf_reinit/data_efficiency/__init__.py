@@ -12,6 +12,14 @@ The package never imports ``algoperf_reinit.runner``, ``algoperf_reinit.submissi
 """
 
 from algoperf_reinit.data_efficiency._analyzer import DataAnalyzer, MapProgress
+from algoperf_reinit.data_efficiency._buckets import (
+    DEFAULT_MAX_BUCKETS,
+    ROUNDINGS,
+    ShapeBuckets,
+    ShapeCount,
+    ShapeCounter,
+    shape_name,
+)
 from algoperf_reinit.data_efficiency._config import (
     DATA_EFFICIENCY_ENABLED_DEFAULT,
     DATA_EFFICIENCY_SEED_DEFAULT,
@@ -44,6 +52,11 @@ from algoperf_reinit.data_efficiency._curriculum_scheduler import (
     CurriculumScheduler,
     CurriculumState,
 )
+from algoperf_reinit.data_efficiency._device_gather import (
+    PLACEMENTS,
+    REPLICATE_MAX_BYTES,
+    DeviceDataset,
+)
 from algoperf_reinit.data_efficiency._difficulty import (
     fixed_discrete_difficulty,
     fixed_linear_difficulty,
@@ -71,18 +84,55 @@ from algoperf_reinit.data_efficiency._metrics import (
     vocab_rarity_metric,
 )
 from algoperf_reinit.data_efficiency._sampler import DeepSpeedDataSampler
+from algoperf_reinit.data_efficiency._schedule_runs import (
+    CURRICULUM_FIRST_STEP,
+    Run,
+    curriculum_runs,
+    joint_runs,
+    monotone_runs,
+    stepwise_runs,
+)
+from algoperf_reinit.data_efficiency._seqlen_curriculum import (
+    UNITS,
+    SeqlenCurriculum,
+    SeqlenPlan,
+    TokenCounts,
+)
+from algoperf_reinit.data_efficiency._seqlen_ops import (
+    PACKING_KEYS,
+    SEQLEN_MODES,
+    TOKEN_KEYS,
+    WEIGHTS_KEY,
+    SequenceBatch,
+    count_weights,
+    reshape_batch,
+    reshaped_rows,
+    seqlen_op,
+    sequence_batch,
+    truncate_batch,
+)
 
 __all__ = [
     "CLUSTERING_TYPES",
+    "CURRICULUM_FIRST_STEP",
     "DATA_EFFICIENCY_ENABLED_DEFAULT",
     "DATA_EFFICIENCY_SEED_DEFAULT",
     "DATA_SAMPLING_NUM_EPOCHS_DEFAULT",
     "DATA_SAMPLING_NUM_WORKERS_DEFAULT",
     "DATA_SAMPLING_PIN_MEMORY_DEFAULT",
+    "DEFAULT_MAX_BUCKETS",
     "DIFFICULTY_TYPES",
     "DTYPE_CODES",
     "LEGACY_METRIC_NAME",
+    "PACKING_KEYS",
+    "PLACEMENTS",
+    "REPLICATE_MAX_BYTES",
+    "ROUNDINGS",
     "SCHEDULE_TYPES",
+    "SEQLEN_MODES",
+    "TOKEN_KEYS",
+    "UNITS",
+    "WEIGHTS_KEY",
     "CurriculumLearningConfig",
     "CurriculumMetricConfig",
     "CurriculumScheduleConfig",
@@ -93,6 +143,7 @@ __all__ = [
     "DataRoutingConfig",
     "DataSamplingConfig",
     "DeepSpeedDataSampler",
+    "DeviceDataset",
     "DynamicBatchingConfig",
     "FrozenMapping",
     "IndexedDatasetWriter",
@@ -104,17 +155,36 @@ __all__ = [
     "RandomLTDScheduleConfig",
     "RandomLTDScheduler",
     "RandomLTDState",
+    "Run",
+    "SeqlenCurriculum",
+    "SeqlenPlan",
+    "SequenceBatch",
+    "ShapeBuckets",
+    "ShapeCount",
+    "ShapeCounter",
+    "TokenCounts",
+    "count_weights",
+    "curriculum_runs",
     "find_fit_int_dtype",
     "fixed_discrete_difficulty",
     "fixed_linear_difficulty",
     "fixed_root_difficulty",
+    "joint_runs",
+    "monotone_runs",
     "parse_data_efficiency_config",
+    "reshape_batch",
+    "reshaped_rows",
     "seqlen_metric",
+    "seqlen_op",
     "seqlen_vocab_rarity",
     "seqlen_vocab_rarity_coefficient",
     "seqlen_vocab_rarity_metric",
+    "sequence_batch",
     "sequence_length",
+    "shape_name",
+    "stepwise_runs",
     "total_vocab_freq_metric",
+    "truncate_batch",
     "vocab_histogram",
     "vocab_neg_log_prob",
     "vocab_rarity",
