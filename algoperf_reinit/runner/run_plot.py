@@ -226,10 +226,12 @@ def _lr_panel(ax: Any, m: RunMetrics) -> None:
 def _make_headroom(ax: Any) -> None:
     """Raises the top of the y axis so that the event strip sits above the data."""
     bottom, top = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if bottom <= t <= top]  # no tick labels in the strip
     if ax.get_yscale() == "log":
         ax.set_ylim(bottom, top * (top / bottom) ** _HEADROOM)
     else:
         ax.set_ylim(bottom, top + _HEADROOM * (top - bottom))
+    ax.set_yticks(ticks)
 
 
 def _legend_rank(label: str, kinds: Sequence[str]) -> int:
