@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,13 +52,13 @@ _FLOATS = "a number, comma-separated numbers or a JSON list of numbers"
 _NAMES = "a shape name, comma-separated names or a JSON list of names"
 _CLOCK = "steps or seconds"
 
-FIELD_FLAGS: Mapping[str, str] = {
+FIELD_FLAGS: Mapping[str, str] = types.MappingProxyType({
     "num_cycles": _INT, "cycle_lengths": _FLOATS, "cycle_fractions": _FLOATS,
     "cycle_mul": _FLOAT, "cycle_decay": _FLOAT, "cycle_limit": _INT,
     "warmup_shapes": _NAMES, "decay_shapes": _NAMES, "alter_lr": _FLOATS,
     "alter_warmup": _FLOATS, "lr_scales": _FLOATS, "warmup_scales": _FLOATS,
     "init_value": _FLOATS, "end_value": _FLOATS, "end_factor": _FLOAT, "clock": _CLOCK,
-}
+})
 """What the flag of each :class:`ScheduleConfig` field takes."""
 
 
@@ -95,14 +96,19 @@ def showcase_config(learning_rate: float, num_cycles: int) -> ScheduleConfig:
 
 
 def _field_value(field: str, text: str) -> Any:
-    """The value of ``--<field> text``: a scalar, comma-separated values or a JSON list."""
+    """The value of ``--<field> text``: a scalar, comma-separated values or a JSON list.
+
+    One comma-separated value is a scalar (the same for every cycle); a JSON list, and
+    the cycle lengths and fractions, stay sequences.
+    """
     kind = FIELD_FLAGS[field]
     if kind == _CLOCK:
         return text  # ScheduleConfig checks it
     try:
         if kind in (_INT, _FLOAT):
             return int(text) if kind == _INT else float(text)
-        items = json.loads(text) if text.lstrip().startswith("[") else text.split(",")
+        as_json = text.lstrip().startswith("[")
+        items = json.loads(text) if as_json else text.split(",")
         if not isinstance(items, list):
             raise ValueError(text)
         if kind == _NAMES:
@@ -111,7 +117,9 @@ def _field_value(field: str, text: str) -> Any:
             values = [float(item) for item in items]
     except (ValueError, TypeError, json.JSONDecodeError):
         raise ValueError(f"--{field} must be {kind}, got {text!r}") from None
-    return values[0] if len(values) == 1 else tuple(values)
+    if len(values) == 1 and not as_json and field not in ("cycle_lengths", "cycle_fractions"):
+        return values[0]
+    return tuple(values)
 
 
 def schedule_fields(args: argparse.Namespace) -> dict[str, Any]:

@@ -98,6 +98,7 @@ def test_there_is_a_flag_for_every_schedule_config_field():
 FIELD_CASES = [
     (["--num_cycles", "4"], dict(num_cycles=4)),
     (["--cycle_lengths", "1000,3000,6000"], dict(cycle_lengths=(1000, 3000, 6000))),
+    (["--cycle_lengths", "4000"], dict(cycle_lengths=(4000,))),
     (["--cycle_fractions", "[0.2, 0.8]"], dict(cycle_fractions=(0.2, 0.8))),
     (["--num_cycles", "3", "--cycle_mul", "2"], dict(num_cycles=3, cycle_mul=2.0)),
     (["--num_cycles", "3", "--cycle_decay", "0.5"], dict(num_cycles=3, cycle_decay=0.5)),
@@ -124,6 +125,17 @@ def test_each_field_flag_builds_that_schedule_config(tmp_path, capsys, argv, fie
     printed = _printed_table(capsys)
     assert printed == _expected_table(ScheduleConfig(**fields), step_hint=step_hint)
     assert printed != _expected_table(ScheduleConfig(), step_hint=step_hint)
+
+
+def test_one_value_is_a_scalar_and_a_json_list_a_sequence():
+    import argparse
+
+    from algoperf_reinit.__main__ import FIELD_FLAGS, schedule_fields
+
+    args = argparse.Namespace(config=None, **dict.fromkeys(FIELD_FLAGS))
+    args.alter_lr, args.lr_scales, args.cycle_fractions = "1e-3", "[0.5]", "1"
+    assert schedule_fields(args) == dict(cycle_fractions=(1.0,), alter_lr=1e-3,
+                                         lr_scales=(0.5,))
 
 
 def test_config_file_with_flags_on_top(tmp_path, capsys):
