@@ -18,6 +18,7 @@ A trial directory of our runner holds (each file optional here):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import pathlib
@@ -35,6 +36,7 @@ from algoperf_reinit.schedules import CycleTable
 __all__ = [
     "EVENTS_FILE",
     "HISTORY_FILE",
+    "NOT_MARKED",
     "SUMMARY_FILE",
     "RunRecord",
     "checkpoint_table",
@@ -49,6 +51,8 @@ EVENTS_FILE = "events.csv"
 HISTORY_FILE = "schedule_history.json"
 SUMMARY_FILE = "summary.json"
 _CHECKPOINT = re.compile(r"^checkpoint_(\d+)\.msgpack$")
+NOT_MARKED = frozenset({"plateau_metric", "non_finite"})
+"""Event kinds of ``events.csv`` that are no point on the schedule (not marked on it)."""
 
 
 class RunRecord(NamedTuple):
@@ -125,8 +129,12 @@ def read_history(path: pathlib.Path) -> tuple[list[tuple[float, CycleTable]], Cy
             None if current is None else _table(f"{path.name} current", current))
 
 
-def read_events(path: pathlib.Path) -> list[PlotEvent]:
+def read_events(path: pathlib.Path, *, skip: frozenset[str] = NOT_MARKED) -> list[PlotEvent]:
     """The rows of an events CSV (``global_step``, ``kind``) as plot events.
+
+    Args:
+      path: the file; a missing file has no events.
+      skip: kinds left out (by default those that are no point on the schedule).
 
     Raises:
       ValueError: for a row whose ``global_step`` is not a number or ``kind`` empty.
@@ -137,7 +145,8 @@ def read_events(path: pathlib.Path) -> list[PlotEvent]:
         if not math.isfinite(step) or not kind:
             raise ValueError(f"{path} row {i + 2} must have a numeric global_step and a kind, "
                              f"got global_step={row.get('global_step')!r}, kind={kind!r}")
-        events.append(PlotEvent(step, kind))
+        if kind not in skip:
+            events.append(PlotEvent(step, kind))
     return events
 
 
@@ -149,23 +158,35 @@ def _find_table(tree: Any, path: str = "") -> list[tuple[str, Mapping[str, Any]]
     return [found for key, value in tree.items() for found in _find_table(value, f"{path}/{key}")]
 
 
-def checkpoint_table(trial_dir: pathlib.Path) -> CycleTable | None:
-    """The cycle table in the newest checkpoint (the reinit state's first), or ``None``."""
-    found = sorted((int(m.group(1)), p) for p in trial_dir.glob("checkpoint_*.msgpack")
-                   if (m := _CHECKPOINT.match(p.name)))
-    if not found:
-        return None
+def _checkpoint_tree(path: pathlib.Path) -> Any:
+    """A checkpoint's content: a plain state dict, or the ``body`` of a checksummed one."""
     import flax.serialization
 
     try:
-        tree = flax.serialization.msgpack_restore(found[-1][1].read_bytes())
+        tree = flax.serialization.msgpack_restore(path.read_bytes())
+        if isinstance(tree, Mapping) and isinstance(tree.get("body"), bytes):
+            if tree.get("sha256") != hashlib.sha256(tree["body"]).hexdigest():
+                return None  # corrupt: an older checkpoint may hold the table
+            tree = flax.serialization.msgpack_restore(tree["body"])
     except Exception:  # an unreadable checkpoint just holds no table here
         return None
-    tables = sorted(_find_table(tree), key=lambda pair: "reinit" not in pair[0])
-    if not tables:
-        return None
-    columns = tables[0][1]
-    return CycleTable(*(np.asarray(columns[f]) for f in CycleTable._fields))
+    return tree
+
+
+def checkpoint_table(trial_dir: pathlib.Path) -> CycleTable | None:
+    """The cycle table in the newest intact checkpoint (the reinit state's first), or None.
+
+    Reads the runner's checkpoints, plain or with their SHA-256 (``{format, sha256,
+    body}``); one whose checksum fails is passed over for the next older one.
+    """
+    found = sorted(((int(m.group(1)), p) for p in trial_dir.glob("checkpoint_*.msgpack")
+                    if (m := _CHECKPOINT.match(p.name))), reverse=True)
+    for _, path in found:
+        tables = sorted(_find_table(_checkpoint_tree(path)),
+                        key=lambda pair: "reinit" not in pair[0])
+        if tables:
+            return CycleTable(*(np.asarray(tables[0][1][f]) for f in CycleTable._fields))
+    return None
 
 
 def read_summary(trial_dir: pathlib.Path) -> dict[str, Any]:
@@ -177,11 +198,15 @@ def read_summary(trial_dir: pathlib.Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def read_run(trial_dir: pathlib.Path) -> RunRecord:
+def read_run(trial_dir: pathlib.Path, *, skip: frozenset[str] = NOT_MARKED) -> RunRecord:
     """Everything a trial directory records about its schedule (see the module doc).
+
+    As the event log does on resume, only history entries whose early stop is still
+    in ``events.csv`` are kept (when it exists).
 
     Args:
       trial_dir: the trial directory.
+      skip: event kinds left out of ``events``.
 
     Returns:
       The :class:`RunRecord`; files that are absent leave their fields empty.
@@ -190,13 +215,17 @@ def read_run(trial_dir: pathlib.Path) -> RunRecord:
       ValueError: for a malformed ``schedule_history.json`` or ``events.csv``.
     """
     history, current = read_history(trial_dir / HISTORY_FILE)
+    events = read_events(trial_dir / EVENTS_FILE, skip=frozenset())
+    if (trial_dir / EVENTS_FILE).is_file():
+        stops = {e.step for e in events if e.kind == "early_stop"}
+        history = [(step, table) for step, table in history if step in stops]
     summary = read_summary(trial_dir)
     stopped = summary.get("global_steps")
     stopped_at = float(stopped) if isinstance(stopped, int | float) and stopped > 0 else None
     return RunRecord(
         table=current if current is not None else checkpoint_table(trial_dir),
         history=tuple(history),
-        events=tuple(read_events(trial_dir / EVENTS_FILE)),
+        events=tuple(e for e in events if e.kind not in skip),
         stopped_at=stopped_at,
         summary=summary,
     )

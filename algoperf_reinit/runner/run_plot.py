@@ -12,7 +12,8 @@ steps, one x axis:
    table (a checkpoint, or ``schedule_history.json``'s ``current`` entry; the tables
    superseded by early stops come from its entries), else the logged values.
 
-Events of ``events.csv`` (resets, early stops, skipped early stops) are faint
+Events of ``events.csv`` (resets, early stops, skipped early stops, a non-finite
+loss; not the ``plateau_metric`` choice) are faint
 vertical lines on every panel with their marker in a strip at the top, markers at
 one step stacked; where training stopped (``summary.json``'s ``global_steps``) is a
 solid line with the rest shaded. Every input file is optional: what is missing is
@@ -39,6 +40,8 @@ from algoperf_reinit.runner.metrics import EVAL_CSV, MEASUREMENTS_CSV
 __all__ = ["RUN_PLOT_FILE", "RunMetrics", "draw_run_plot", "read_run_metrics"]
 
 RUN_PLOT_FILE = "run_metrics.png"
+# The plateau metric's choice is no point in time worth a mark; a non-finite loss is.
+_NOT_MARKED = frozenset({"plateau_metric"})
 _FIGSIZE = (8.0, 7.5)
 _STRIP_TOP, _STRIP_STEP = 0.93, 0.085  # axes fractions of the event strip
 _HEADROOM = 0.3  # the y axis grows by this fraction of its span: the data stay below the strip
@@ -120,7 +123,7 @@ def read_run_metrics(trial_dir: str | os.PathLike[str], *, metric: str | None = 
     if not (trial_dir / EVAL_CSV).is_file() and not (trial_dir / MEASUREMENTS_CSV).is_file():
         raise ValueError(f"trial_dir {str(trial_dir)!r} must hold {EVAL_CSV} or "
                          f"{MEASUREMENTS_CSV}; it holds neither")
-    record = _plot_run.read_run(trial_dir)
+    record = _plot_run.read_run(trial_dir, skip=_NOT_MARKED)
     summary = record.summary
     metric = _choose_metric(list(evals[0]) if evals else [], metric, summary)
     if target is not None:

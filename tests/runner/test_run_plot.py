@@ -120,6 +120,43 @@ def test_the_current_table_comes_from_the_newest_checkpoint_without_a_current_en
     assert read_run_metrics(trial).lr_from_schedule
 
 
+def _checksummed(state):
+    import hashlib
+
+    body = flax.serialization.msgpack_serialize(state)
+    return flax.serialization.msgpack_serialize(
+        {"format": "algoperf_reinit.runner/2", "sha256": hashlib.sha256(body).hexdigest(),
+         "body": body})
+
+
+def test_checksummed_checkpoints_are_read_and_a_corrupt_one_passed_over(tmp_path):
+    trial = _trial(tmp_path, history=False)
+    table = lambda t: {"reinit": {"table": dict(zip(  # noqa: E731
+        t._fields, map(np.asarray, t), strict=True))}}
+    (trial / "checkpoint_100.msgpack").write_bytes(_checksummed(table(BEFORE)))
+    assert _plot_run.read_run(trial).table.boundaries() == BEFORE.boundaries()
+    newest = bytearray(_checksummed(table(AFTER)))
+    (trial / "checkpoint_300.msgpack").write_bytes(bytes(newest))
+    assert _plot_run.read_run(trial).table.boundaries() == AFTER.boundaries()
+    newest[-5] ^= 0xFF  # a flipped byte inside the body: the checksum fails
+    (trial / "checkpoint_300.msgpack").write_bytes(bytes(newest))
+    assert _plot_run.read_run(trial).table.boundaries() == BEFORE.boundaries()
+
+
+def test_schedule_independent_events_are_left_out_and_stale_history_dropped(tmp_path):
+    trial = _trial(tmp_path)
+    with (trial / "events.csv").open("a") as f:
+        f.write("1,0,plateau_metric,validation/loss\n290,2,non_finite,loss nan\n")
+    assert [e.kind for e in _plot_run.read_run(trial).events] == [
+        "early_stop", "reset", "early_stop_skipped"]  # as the submission's lr_schedule.png
+    kinds = [e.kind for e in read_run_metrics(trial).events]
+    assert kinds == ["early_stop", "reset", "early_stop_skipped", "non_finite"]
+    # A history entry whose early stop is no longer in events.csv (a resumed run) is dropped.
+    rows = (trial / "events.csv").read_text().splitlines()
+    (trial / "events.csv").write_text("\n".join(r for r in rows if "early_stop," not in r))
+    assert _plot_run.read_run(trial).history == ()
+
+
 def test_without_a_table_the_logged_learning_rate_is_drawn(tmp_path):
     m = read_run_metrics(_trial(tmp_path, history=False))
     assert not m.lr_from_schedule
