@@ -140,3 +140,15 @@ def test_stopped_at_changes_the_png(tmp_path):
 def test_one_cycle_title_is_singular():
     table = table_from_cycles([CycleSpec(100, warmup=10)], capacity=2)
     assert schedule_geometry(table, num_points=10).title == "1 cycle, budget 100 steps"
+
+
+@pytest.mark.parametrize("name", [
+    "algoperf_reinit.plotting", "algoperf_reinit._plot_axes", "algoperf_reinit._plot_inputs",
+    "algoperf_reinit._plot_run", "algoperf_reinit.runner.run_plot", "algoperf_reinit.__main__",
+])
+def test_docstring_examples_of_the_plotting_modules(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
