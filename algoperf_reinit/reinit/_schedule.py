@@ -34,7 +34,13 @@ import numpy as np
 import optax
 
 from algoperf_reinit import _validation
-from algoperf_reinit.reinit._eval_results import feed_eval_results
+from algoperf_reinit.reinit._eval_results import _entry as _eval_results_entry
+from algoperf_reinit.reinit._eval_results import (
+    check_eval_results,
+    check_kind,
+    feed_eval_results,
+)
+from algoperf_reinit.reinit._metric_choice import choose_plateau_metric
 from algoperf_reinit.reinit._optimizer_reset import OptimizerResetPolicy, reset_optimizer_state
 from algoperf_reinit.reinit._param_policy import ParamResetPolicy
 from algoperf_reinit.reinit._param_reset import reset_model_state, reset_params
@@ -253,16 +259,68 @@ def _adopt_table(out: ReinitOutput, table: CycleTable) -> ReinitOutput:
                         opt_state=replace_table(out.opt_state, table))
 
 
+def _plateau_event(out: ReinitOutput, when: int | float, kind: str, reason: str,
+                   metrics: dict[str, float]) -> ReinitOutput:
+    boundaries = out.state.table.boundaries()
+    event = ReinitEvent(step=when, cycle=int(np.asarray(out.state.cycle)), kind=kind,
+                        reason=reason, metrics=metrics, old_boundaries=boundaries,
+                        new_boundaries=boundaries)
+    return out._replace(events=(*out.events, event))
+
+
+def _new_evaluations(out: ReinitOutput, eval_results: EvalResults, t: float,
+                     config: ReinitConfig) -> list[tuple[int, Any]]:
+    """The checked entries not yet fed (empty on ordinary steps: one comparison)."""
+    last = int(np.asarray(out.state.plateau.last_fed_step))
+    if eval_results:
+        newest = _validation.integer("global_step in eval_results",
+                                     _eval_results_entry(eval_results[-1])[0], minimum=0)
+        if newest == last:
+            return []
+        if newest < last:
+            raise _validation.value_error(
+                "global_step in eval_results", newest,
+                f"not lower than the newest evaluation already read (step {last})",
+                fix="steps must not go backwards; pass the run's whole eval_results list")
+    current = int(t) if config.clock == "steps" else None
+    return check_eval_results(eval_results, after=last, global_step=current)
+
+
+def _choose_metric(config: ReinitConfig, out: ReinitOutput, eval_results: EvalResults,
+                   new: list[tuple[int, Any]], workload: Any, when: int | float,
+                   ) -> tuple[PlateauConfig | None, ReinitOutput]:
+    """The plateau metric, chosen from the first evaluation with validation metrics.
+
+    Recorded as a ``plateau_metric`` event when that evaluation is among the new ones.
+    """
+    first = next(((s, m) for s, m in (_eval_results_entry(e) for e in eval_results)
+                  if isinstance(m, Mapping) and any(
+                      isinstance(k, str) and k.startswith("validation/") for k in m)), None)
+    if first is None:
+        return None, out
+    choice = choose_plateau_metric(config.plateau, first[1], workload=workload)
+    if first[0] >= new[0][0]:
+        out = _plateau_event(out, when, "plateau_metric", choice.reason, {})
+    return choice.config, out
+
+
 def _early_stop(config: ReinitConfig, out: ReinitOutput, eval_results: EvalResults,
-                t: float, when: int | float) -> ReinitOutput:
+                t: float, when: int | float, workload: Any) -> ReinitOutput:
     """The early-stop half: feeds new evaluations; on a trigger ends the cycle at ``t``."""
+    if config.plateau is None:
+        return out
+    new = _new_evaluations(out, eval_results, t, config)
+    if not new:
+        return out
     state = out.state
-    if config.plateau is None or not eval_results:
-        return out
-    if int(eval_results[-1][0]) <= int(np.asarray(state.plateau.last_fed_step)):
-        return out
+    plateau_config, out = _choose_metric(config, out, eval_results, new, workload, when)
+    if plateau_config is None:  # nothing to watch: only the cursor moves
+        plateau = state.plateau._replace(last_fed_step=np.asarray(new[-1][0], np.int32))
+        return out._replace(state=state._replace(plateau=plateau))
+    # An evaluation without the chosen metric only moves the cursor (never a crash).
+    usable = [(s, m if plateau_config.metric in m else {}) for s, m in new]
     before = int(np.asarray(state.plateau.num_triggers))
-    plateau = feed_eval_results(config.plateau, state.plateau, eval_results)
+    plateau = feed_eval_results(plateau_config, state.plateau, usable)
     out = out._replace(state=state._replace(plateau=plateau))
     if int(np.asarray(plateau.num_triggers)) <= before:
         return out
@@ -271,7 +329,7 @@ def _early_stop(config: ReinitConfig, out: ReinitOutput, eval_results: EvalResul
     event = ReinitEvent(
         step=when, cycle=result.cycle,
         kind="early_stop" if result.applied else "early_stop_skipped",
-        reason=f"plateau ({reason}): {result.reason}",
+        reason=f"plateau ({reason}, {plateau_config.metric}): {result.reason}",
         metrics=_plateau_metrics(plateau),
         old_boundaries=list(result.old_boundaries),
         new_boundaries=list(result.new_boundaries),
@@ -353,7 +411,10 @@ def model_reinit_schedule(
         when the caller's key depends only on the step, as AlgoPerf's does).
       hyperparameters: unused by the default policies; passed to a ``strength``
         callable's workload hooks (kept for the seed's signature).
-      eval_results: AlgoPerf's ``eval_results`` (only ``validation/*`` is read).
+      eval_results: AlgoPerf's ``eval_results`` list of ``(global_step, metrics)``
+        (only ``validation/*`` is read). The plateau metric is chosen from its first
+        evaluation (``choose_plateau_metric``; a ``plateau_metric`` event says which);
+        an evaluation lacking it is skipped.
       state: the :class:`ReinitState`.
       params: current parameters.
       model_state: current model state (batch-norm statistics and the like).
@@ -367,11 +428,21 @@ def model_reinit_schedule(
 
     Returns:
       :class:`ReinitOutput` ``(params, model_state, opt_state, state, events)``.
+
+    Raises:
+      TypeError: ``eval_results`` is not a list of ``(int, dict)`` pairs, or a metric
+        value is not a number (a string, say).
+      ValueError: ``global_step`` is negative, an evaluation's step is negative,
+        lower than the one before (steps going backwards), or later than
+        ``global_step`` (steps clock).
     """
     del hyperparameters
     out = ReinitOutput(params, model_state, opt_state, check_reinit_state(state), ())
-    t = float(global_step)
+    t = _validation.real("global_step", global_step)
+    if t < 0:
+        raise _validation.value_error("global_step", global_step, "a finite number >= 0")
     when = int(global_step) if config.clock == "steps" else t  # event time, as given
-    out = _early_stop(config, out, eval_results, t, when)
+    check_kind(eval_results)
+    out = _early_stop(config, out, eval_results, t, when, workload)
     return _new_cycle(config, out, t, when, workload=workload, rng=rng,
                       eval_results=eval_results, tx=tx, mask=mask)

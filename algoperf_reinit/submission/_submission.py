@@ -205,8 +205,9 @@ class CycleSubmission:
 
     def _title(self, workload: Any, hp: HParams) -> str:
         name = type(workload).__name__
+        n = self.config.schedule.num_cycles
         return (f"{self.config.name} on {name}: lr {hp.learning_rate:.3g}, warmup "
-                f"{hp.warmup_factor:.3g}, {self.config.schedule.num_cycles} planned cycles")
+                f"{hp.warmup_factor:.3g}, {n} planned cycle{'' if n == 1 else 's'}")
 
     def update_params(
         self,
