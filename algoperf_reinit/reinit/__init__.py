@@ -65,6 +65,7 @@ from algoperf_reinit.reinit._schedule import (
     ReinitState,
     check_reinit_state,
     init_reinit_state,
+    make_reset_fn,
     model_reinit_schedule,
 )
 from algoperf_reinit.reinit._strength import metric_strength, strength_from_metric
@@ -100,6 +101,7 @@ __all__ = [
     "init_plateau_state",
     "init_reinit_state",
     "latest_validation_value",
+    "make_reset_fn",
     "map_counts",
     "map_params_like",
     "metric_direction",

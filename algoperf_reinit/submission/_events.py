@@ -32,6 +32,7 @@ from algoperf_reinit._records import dumps_strict, read_csv
 from algoperf_reinit.reinit import ReinitEvent
 from algoperf_reinit.run_protocol import RunArtifact
 from algoperf_reinit.schedules import CycleTable
+from algoperf_reinit.submission._hparams import RESOLVED_FILE
 
 __all__ = ["EVENTS_FILE", "EVENT_COLUMNS", "HISTORY_FILE", "PLOT_FILE", "EventLog",
            "event_message", "is_writer", "run_artifacts"]
@@ -91,6 +92,7 @@ def run_artifacts() -> tuple[RunArtifact, ...]:
         RunArtifact(PLOT_FILE),
         RunArtifact(HISTORY_FILE),
         RunArtifact(f"{HISTORY_FILE}.tmp"),
+        RunArtifact(RESOLVED_FILE),
     )
 
 
