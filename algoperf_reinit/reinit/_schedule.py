@@ -395,7 +395,7 @@ def make_reset_fn(config: ReinitConfig, workload: Any, *,
 
 def _host_int(x: Any) -> jax.Array:
     """A counter as a fresh int32 array, computed on the host (no op compiled)."""
-    return jnp.asarray(np.int32(x))
+    return jax.device_put(np.int32(x))
 
 
 def _new_cycle(config: ReinitConfig, out: ReinitOutput, t: float, when: int | float, *,
