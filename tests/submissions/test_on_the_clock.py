@@ -45,7 +45,7 @@ def run(module, hp, steps, tmp_path, monkeypatch, *, eval_every=10, loss=lambda 
                         hyperparameters=hp, batch=batch, loss_type=None,
                         optimizer_state=opt, eval_results=eval_results, global_step=step,
                         rng=jax.random.fold_in(rng, step))
-                except Exception as e:  # noqa: BLE001 - the runner's TrainingCompleteError test
+                except Exception as e:
                     if type(e).__name__ != "TrainingCompleteError":
                         raise
                     stopped = (step, str(e))
