@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from algoperf_reinit import _validation
@@ -160,8 +161,9 @@ def replace_table(opt_state: Any, table: CycleTable) -> Any:
                     f"{jnp.result_type(old)}; build it with capacity={state.table.capacity} "
                     "so the compiled step can be reused"
                 )
-        # A copy: the train step donates its state, so it must own these buffers.
-        return state._replace(table=jax.tree.map(jnp.array, table))
+        # A copy: the train step donates its state, so it must own these buffers. Host
+        # numpy then device_put: no op is compiled (jnp.array compiles jit(stage) in jax >= 0.8).
+        return state._replace(table=jax.device_put(jax.tree.map(np.array, table)))
 
     return _map_schedule_states(swap, opt_state)
 

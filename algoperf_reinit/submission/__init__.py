@@ -9,6 +9,7 @@ from algoperf_reinit.submission._events import (
     EVENTS_FILE,
     EventLog,
     event_message,
+    is_writer,
     run_artifacts,
 )
 from algoperf_reinit.submission._hparams import HParams, resolve_hparams
@@ -48,6 +49,7 @@ __all__ = [
     "batch_sharded",
     "event_message",
     "harness_run_dir",
+    "is_writer",
     "make_train_step",
     "replicated",
     "resolve_hparams",
