@@ -70,6 +70,14 @@ from algoperf_reinit.data_efficiency._index_files import (
     write_rows,
 )
 from algoperf_reinit.data_efficiency._legacy import LEGACY_METRIC_NAME
+from algoperf_reinit.data_efficiency._ltd_ops import (
+    bert_sample_tokens,
+    gather_mask,
+    gather_tokens,
+    gpt_sample_tokens,
+    sample_indices,
+    scatter_tokens,
+)
 from algoperf_reinit.data_efficiency._ltd_scheduler import RandomLTDScheduler, RandomLTDState
 from algoperf_reinit.data_efficiency._metrics import (
     seqlen_metric,
@@ -163,17 +171,23 @@ __all__ = [
     "ShapeCount",
     "ShapeCounter",
     "TokenCounts",
+    "bert_sample_tokens",
     "count_weights",
     "curriculum_runs",
     "find_fit_int_dtype",
     "fixed_discrete_difficulty",
     "fixed_linear_difficulty",
     "fixed_root_difficulty",
+    "gather_mask",
+    "gather_tokens",
+    "gpt_sample_tokens",
     "joint_runs",
     "monotone_runs",
     "parse_data_efficiency_config",
     "reshape_batch",
     "reshaped_rows",
+    "sample_indices",
+    "scatter_tokens",
     "seqlen_metric",
     "seqlen_op",
     "seqlen_vocab_rarity",
