@@ -70,6 +70,13 @@ from algoperf_reinit.data_efficiency._index_files import (
     write_rows,
 )
 from algoperf_reinit.data_efficiency._legacy import LEGACY_METRIC_NAME
+from algoperf_reinit.data_efficiency._ltd_layer import (
+    RANDOM_LTD_RNG,
+    BlockFactory,
+    RandomLTDBlock,
+    block_factory_from_config,
+    random_ltd_block_factory,
+)
 from algoperf_reinit.data_efficiency._ltd_ops import (
     bert_sample_tokens,
     gather_mask,
@@ -134,6 +141,7 @@ __all__ = [
     "LEGACY_METRIC_NAME",
     "PACKING_KEYS",
     "PLACEMENTS",
+    "RANDOM_LTD_RNG",
     "REPLICATE_MAX_BYTES",
     "ROUNDINGS",
     "SCHEDULE_TYPES",
@@ -141,6 +149,7 @@ __all__ = [
     "TOKEN_KEYS",
     "UNITS",
     "WEIGHTS_KEY",
+    "BlockFactory",
     "CurriculumLearningConfig",
     "CurriculumMetricConfig",
     "CurriculumScheduleConfig",
@@ -158,6 +167,7 @@ __all__ = [
     "LayerTokenLRScheduleConfig",
     "MMapIndexedDataset",
     "MapProgress",
+    "RandomLTDBlock",
     "RandomLTDConfig",
     "RandomLTDSchedule",
     "RandomLTDScheduleConfig",
@@ -172,6 +182,7 @@ __all__ = [
     "ShapeCounter",
     "TokenCounts",
     "bert_sample_tokens",
+    "block_factory_from_config",
     "count_weights",
     "curriculum_runs",
     "find_fit_int_dtype",
@@ -184,6 +195,7 @@ __all__ = [
     "joint_runs",
     "monotone_runs",
     "parse_data_efficiency_config",
+    "random_ltd_block_factory",
     "reshape_batch",
     "reshaped_rows",
     "sample_indices",

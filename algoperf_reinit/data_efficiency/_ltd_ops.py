@@ -172,18 +172,21 @@ def gather_tokens(activations: jax.Array, sorted_indices: jax.Array,
     """The kept tokens of one layer (DeepSpeed's ``gather_tokens``, gathered part only).
 
     Args:
-      activations: ``[B, S, H]`` (``batch_first``) or ``[S, B, H]``.
+      activations: ``[B, S, H]`` (``batch_first``) or ``[S, B, H]``; any number of
+        trailing dims (none, for positions ``[B, S]``).
       sorted_indices: int ``[B, r]``, one layer's slice of the sampled indices.
       batch_first: the hidden-state order (``batch_seq_dim`` is ``True``).
 
     Returns:
       ``[B, r, H]`` or ``[r, B, H]``.
     """
+    activations = jnp.asarray(activations)
+    trailing = (1,) * (activations.ndim - 2)
     if batch_first:
         idx = _check_indices(sorted_indices, activations.shape[0])
-        return jnp.take_along_axis(activations, idx[:, :, None], axis=1)
-    idx = _check_indices(sorted_indices, activations.shape[1])
-    return jnp.take_along_axis(activations, idx.T[:, :, None], axis=0)
+        return jnp.take_along_axis(activations, idx.reshape(*idx.shape, *trailing), axis=1)
+    idx = _check_indices(sorted_indices, activations.shape[1]).T
+    return jnp.take_along_axis(activations, idx.reshape(*idx.shape, *trailing), axis=0)
 
 
 def scatter_tokens(all_activations: jax.Array, layer_activations: jax.Array,
