@@ -69,6 +69,13 @@ from algoperf_reinit.data_efficiency._index_files import (
     find_fit_int_dtype,
     write_rows,
 )
+from algoperf_reinit.data_efficiency._layer_tokens import (
+    LAYER_TOKENS_CLOCK,
+    LayerTokenCounter,
+    layer_token_lr_table,
+    set_layer_tokens,
+    step_layer_tokens,
+)
 from algoperf_reinit.data_efficiency._legacy import LEGACY_METRIC_NAME
 from algoperf_reinit.data_efficiency._ltd_layer import (
     RANDOM_LTD_RNG,
@@ -138,6 +145,7 @@ __all__ = [
     "DEFAULT_MAX_BUCKETS",
     "DIFFICULTY_TYPES",
     "DTYPE_CODES",
+    "LAYER_TOKENS_CLOCK",
     "LEGACY_METRIC_NAME",
     "PACKING_KEYS",
     "PLACEMENTS",
@@ -164,6 +172,7 @@ __all__ = [
     "DynamicBatchingConfig",
     "FrozenMapping",
     "IndexedDatasetWriter",
+    "LayerTokenCounter",
     "LayerTokenLRScheduleConfig",
     "MMapIndexedDataset",
     "MapProgress",
@@ -193,6 +202,7 @@ __all__ = [
     "gather_tokens",
     "gpt_sample_tokens",
     "joint_runs",
+    "layer_token_lr_table",
     "monotone_runs",
     "parse_data_efficiency_config",
     "random_ltd_block_factory",
@@ -207,7 +217,9 @@ __all__ = [
     "seqlen_vocab_rarity_metric",
     "sequence_batch",
     "sequence_length",
+    "set_layer_tokens",
     "shape_name",
+    "step_layer_tokens",
     "stepwise_runs",
     "total_vocab_freq_metric",
     "truncate_batch",
