@@ -155,7 +155,8 @@ class ScheduleConfig:
       end_value: value at the end of each decay (absolute; scalar or per cycle).
       end_factor: if set, each cycle ends at ``end_factor * peak_i`` instead
         (mutually exclusive with a non-zero ``end_value``).
-      clock: ``"steps"`` or ``"seconds"`` (the budget is then seconds of time).
+      clock: ``"steps"``, ``"seconds"`` (the budget is then seconds of time) or
+        ``"layer_tokens"`` (layer tokens, random-LTD's clock).
 
     Example:
       >>> cfg = ScheduleConfig(alter_lr=(0.0, 0.002, -0.001), decay_shapes="cosine")

@@ -9,7 +9,8 @@ boundaries after an early stop, new peaks) is then a change of data:
 
 The table is read at the transformation's own step counter (``steps`` clock) or at
 a time the host writes into the state with :func:`set_clock_time` (``seconds``
-clock, e.g. AlgoPerf's accumulated submission time). The counter is called
+clock, e.g. AlgoPerf's accumulated submission time; ``layer_tokens`` clock, the layer
+tokens random-LTD really computed, ``data_efficiency.layer_token_lr_table``). The counter is called
 ``step`` (not ``count``) so that optimizer-state resets that clear step counts
 leave the schedule's position alone.
 """
@@ -55,8 +56,8 @@ def scale_by_cycle_table(table: CycleTable, clock: str = "steps") -> optax.Gradi
     Args:
       table: the initial cycle table. Later tables must have the same capacity
         (pad with ``capacity=`` when building it) to reuse the compiled step.
-      clock: ``"steps"`` (position = number of updates applied) or ``"seconds"``
-        (position = the time last written with :func:`set_clock_time`).
+      clock: ``"steps"`` (position = number of updates applied), ``"seconds"`` or
+        ``"layer_tokens"`` (position = the value last written with :func:`set_clock_time`).
 
     Returns:
       The transformation. Chain it after a direction such as
