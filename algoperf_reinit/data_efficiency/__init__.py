@@ -229,3 +229,10 @@ __all__ = [
     "vocab_rarity_metric",
     "write_rows",
 ]
+
+from algoperf_reinit.data_efficiency._seqlen_selection import (
+    REPORT_FILE as SEQLEN_REPORT_FILE,
+)
+from algoperf_reinit.data_efficiency._seqlen_selection import SeqlenSelection
+
+__all__ += ["SEQLEN_REPORT_FILE", "SeqlenSelection"]

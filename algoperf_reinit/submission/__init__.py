@@ -4,6 +4,7 @@ Submission files in ``submissions/`` build a :class:`CycleSubmission` from a
 :class:`SubmissionConfig` and forward the API functions to it; the logic lives here.
 """
 
+from algoperf_reinit.submission._curriculum import curriculum_submission_api
 from algoperf_reinit.submission._events import (
     EVENT_COLUMNS,
     EVENTS_FILE,
@@ -47,6 +48,7 @@ __all__ = [
     "SubmissionState",
     "batch_mesh",
     "batch_sharded",
+    "curriculum_submission_api",
     "event_message",
     "harness_run_dir",
     "is_writer",
