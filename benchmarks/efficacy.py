@@ -39,6 +39,7 @@ import pathlib
 import sys
 import time
 
+import _ablations
 import _profiles
 import _report
 import _study
@@ -139,6 +140,51 @@ def write_outputs(results: list[dict], out_dir: pathlib.Path, *, preset: str,
     return lines
 
 
+def ablation_table(results: list[dict], workload: str) -> list[str]:
+    """Per ablation arm: what changed, its study scores and the ratios."""
+    rows_of = [r for r in results if r["workload"] == workload]
+    medians = {key: _study.median_score(v) for key, v in _study.study_scores(rows_of).items()}
+    to_baseline = _study.ratios(medians)
+    rows = []
+    for (w, arm), value in sorted(medians.items()):
+        base, change = (_ablations.ABLATIONS[arm][:2] if arm in _ablations.ABLATIONS
+                        else (arm, "(as shipped)"))
+        ref = medians.get((w, base))
+        to_base = None if ref is None or math.isinf(ref) else value / ref
+        rows.append((arm, change, _fmt(value), _fmt(to_baseline[w, arm], ".2f"),
+                     _fmt(to_base, ".2f")))
+    return _report.table(["arm", "change", "median [s]", "ratio to baseline",
+                          "ratio to its base"], rows, "lllll")
+
+
+def run_ablations(args: argparse.Namespace, config: dict, arms: list[_study.Arm],
+                  out_dir: pathlib.Path) -> list[str]:
+    """Runs the ablation arms next to their bases and the baseline; their tables."""
+    names = args.ablations or list(_ablations.ABLATIONS)
+    unknown = sorted(set(names) - set(_ablations.ABLATIONS))
+    if unknown:
+        raise SystemExit(f"--ablations: unknown {unknown}; known: {list(_ablations.ABLATIONS)}")
+    bases = {_study.BASELINE, *(_ablations.ABLATIONS[n][0] for n in names)}
+    ablation_arms = [a for a in discover_arms() if a.name in bases]
+    for name in names:
+        submission, space = _ablations.write_arm(name, out_dir)
+        ablation_arms.append(_study.Arm(name, submission, space))
+    lines = [f"## Ablations ({args.ablation_studies} study each)", ""]
+    for workload, (k, _) in config["workloads"].items():
+        w = _workload(workload, config)
+        specs = _study.plan_trials(ablation_arms, [w], num_trials=k,
+                                   num_studies=args.ablation_studies, seed=args.seed)
+        results = _study.run_all(specs, out_dir / "cache",
+                                 log=lambda line: print(line, flush=True))
+        lines += [f"### {workload}: K={k}", "", *ablation_table(results, workload), ""]
+    return lines
+
+
+def _workload(name: str, config: dict) -> _study.Workload:
+    w = WORKLOADS[name]
+    return dataclasses.replace(w, max_steps=config["max_steps"]) if "max_steps" in config else w
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
@@ -148,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261202,
                         help="fixes point assignment and trial seeds (default %(default)s)")
     parser.add_argument("--out_dir", type=pathlib.Path, default=None)
+    parser.add_argument("--ablations", nargs="*", default=None, metavar="NAME",
+                        help="also run ablation arms (all, or the names given: "
+                        f"{', '.join(_ablations.ABLATIONS)}), with their base submission")
+    parser.add_argument("--ablation_studies", type=int, default=1,
+                        help="studies per ablation arm (default %(default)s: one seed each)")
     args = parser.parse_args(argv)
     preset = "quick" if args.quick else "full" if args.full else "smoke"
     config = PRESETS[preset]
@@ -163,14 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     results = []
     for workload, (k, s) in config["workloads"].items():
-        w = WORKLOADS[workload]
-        if "max_steps" in config:
-            w = dataclasses.replace(w, max_steps=config["max_steps"])
+        w = _workload(workload, config)
         specs = _study.plan_trials(arms, [w], num_trials=k, num_studies=s, seed=args.seed)
         results += _study.run_all(specs, out_dir / "cache",
                                   log=lambda line: print(line, flush=True))
     lines = write_outputs(results, out_dir, preset=preset, header=header,
                           plan=config["workloads"])
+    if args.ablations is not None:
+        lines += run_ablations(args, config, arms, out_dir)
+        (out_dir / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[len(header):]))
     print(f"written: {out_dir / 'results.md'}")
     print(_report.footer(start))

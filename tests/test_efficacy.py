@@ -163,3 +163,34 @@ def test_quick_mode_runs_and_writes_tables_and_pictures(tmp_path):
     for name in ("results.md", "curves_digits.png", "profile.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
     assert len(list((tmp_path / "cache").glob("*.json"))) == 2
+
+
+ablations = _load("_ablations")
+
+
+def test_each_ablation_changes_only_what_it_names(tmp_path):
+    import dataclasses
+
+    base = ablations.base_config("nadamw_reinit")
+    for name, (submission, _, _) in ablations.ABLATIONS.items():
+        changed = ablations.config(name)
+        original = ablations.base_config(submission)
+        assert changed.name == name
+        diff = {f.name for f in dataclasses.fields(original)
+                if getattr(original, f.name) != getattr(changed, f.name)}
+        assert diff <= {"name", "reinit", "schedule"} and len(diff) == 2, (name, diff)
+    first = ablations.config("reinit:first_0.5").schedule.cycle_fractions
+    assert first[0] == 0.5 and sum(first) == pytest.approx(1.0)
+    ratio = base.schedule.cycle_fractions[1] / base.schedule.cycle_fractions[2]
+    assert first[1] / first[2] == pytest.approx(ratio)  # the rest keep their proportions
+    assert ablations.config("reinit:plateau_off").reinit.plateau is None
+    assert ablations.config("reinit:resets_off").reinit.params.mode == "keep"
+    assert ablations.config("reinit:moments_zero").reinit.optimizer.mode == "zero"
+    with pytest.raises(ValueError, match=r"ablation must be one of .*got 'nope'"):
+        ablations.config("nope")
+    submission, space = ablations.write_arm("reinit:plateau_off", tmp_path)
+    text = pathlib.Path(submission).read_text()
+    assert "_ablations.config('reinit:plateau_off')" in text
+    compile(text, submission, "exec")
+    assert pathlib.Path(space).read_text() == (
+        ROOT / "submissions" / "nadamw_reinit" / "tuning_search_space.json").read_text()
