@@ -13,33 +13,48 @@ float32 ``weights``, ``[N, 128]``):
    weights, already on the device): ``SeqlenCurriculum(batch, step)`` at a fixed length
    (truncate to ``S/2``, re-pack to ``S/4``), its host part alone (batch detection,
    scheduler, bucket, plan), and a plain jitted slice ``x[:, :L]`` of the same arrays.
-3. **Host side** (marked section :func:`host_side`): the curriculum sampler's and the
-   analyzer's throughput, filled in by the parts that own them.
+3. **Host side** (:func:`host_side`): ``DeepSpeedDataSampler``'s sample ids/s at global
+   batch 256 and 4096 over a 10M-sample synthetic index (during a curriculum, for the
+   writing rank and a memory-only rank, and after it; target >= 1M ids/s after it), and
+   the analyzer's throughput on 1M samples (``curriculum_analyzer.part_throughput``).
 
 Usage (from the repository root)::
 
   PYTHONPATH=. python benchmarks/curriculum_sampler.py [--quick]
 
-``--quick`` (about 10 s) uses a 20k-sample dataset, fewer repeats and a smaller
-sequence batch; it only reports. Full mode checks one target (the device gather
+``--quick`` (about 10 s) uses a 20k-sample dataset, fewer repeats, a smaller
+sequence batch, a 1M-sample sampler index and a 100k-sample analyzer run; it only
+reports. Full mode checks one target (the device gather
 within 2x of the plain take at batch 4096, where the fixed cost of the host checks is
 amortised) and exits 1 if it misses.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import _report
+import curriculum_analyzer
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from algoperf_reinit.data_efficiency import DeviceDataset, SeqlenCurriculum, sequence_batch
+from algoperf_reinit.data_efficiency import (
+    DeepSpeedDataSampler,
+    DeviceDataset,
+    SeqlenCurriculum,
+    sequence_batch,
+)
+from algoperf_reinit.data_efficiency._sampler_throughput import (
+    measure_sampler_throughput,
+    synthetic_curriculum_config,
+)
 
 SEQ = 128
 BATCHES = (256, 4096)
@@ -149,18 +164,87 @@ def part_seqlen(mode: Mode) -> list[str]:
     return lines + _report.table(["mode", "shape", "call", "ms / batch"], rows, "llrr")
 
 
-def host_side(mode: Mode) -> list[str]:
-    """HOST SIDE (to be filled in by the lead): the sampler's and the analyzer's throughput.
+class HostMode(NamedTuple):
+    """Sizes of the host section."""
 
-    * Curriculum sampler (another part, ``DeepSpeedDataSampler``): sample ids/s at global
-      batch 256 and 4096 over a 10M-sample index (target >= 1M ids/s).
-    * Analyzer: ``benchmarks/curriculum_analyzer.py`` has ``part_throughput(mode, work)``
-      (its own ``Mode``: ``curriculum_analyzer.QUICK``/``FULL``, and a scratch
-      directory), which returns its markdown table; call it here rather than copying it.
+    index_samples: int  # N of the synthetic curriculum index
+    curriculum_steps: tuple[int, ...]  # total_curriculum_step of the "during" rows
+    during_steps: int  # global batches measured from step 1 ("during" rows)
+    after_ids: int  # ids measured once the schedule reached its maximum
+
+
+HOST_FULL = HostMode(10_000_000, (2_000, 20_000), 2_000, 4_000_000)
+HOST_QUICK = HostMode(1_000_000, (2_000,), 200, 200_000)
+SAMPLER_TARGET = 1_000_000  # sample ids/s
+
+
+def _sampler_row(cfg: dict[str, Any], host: HostMode, batch: int, phase: str,
+                 writer: bool) -> tuple[list[Any], float]:
+    """One measured row: ``phase`` is ``"during"`` (from step 1) or ``"after"``."""
+    sampler = DeepSpeedDataSampler(cfg, host.index_samples, batch, 0, 1, 1,
+                                   write_clusters=writer)
+    metric = cfg["data_sampling"]["curriculum_learning"]["curriculum_metrics"]["seqlen"]
+    total = metric["schedule_config"]["total_curriculum_step"]
+    if phase == "after":
+        for _ in range(total + 1):
+            sampler.get_next_global_batch()
+        result = measure_sampler_throughput(sampler, min_ids=host.after_ids, min_seconds=0.5)
+        label = f"after (step > {total:,})"
+    else:
+        result = measure_sampler_throughput(sampler, min_ids=batch * host.during_steps,
+                                            min_seconds=0.0)
+        label = f"steps 1-{result.global_batches:,} of T={total:,}"
+    row = [batch, label, "rank 0 (writes)" if writer else "rank > 0 (memory)",
+           result.global_batches, result.clusters, f"{result.seconds:.2f}",
+           f"{result.ids_per_second:,.0f}"]
+    return row, result.ids_per_second
+
+
+def part_sampler(host: HostMode, work: str) -> list[str]:
+    """Host sampler throughput table, with the target verdict after the curriculum."""
+    configs = {t: synthetic_curriculum_config(os.path.join(work, f"T{t}"), host.index_samples,
+                                              metrics=("seqlen",), total_curriculum_step=t)
+               for t in (*host.curriculum_steps, 100)}
+    rows, after = [], {}
+    for batch in BATCHES:
+        for t in host.curriculum_steps:
+            for writer in (True, False):
+                rows.append(_sampler_row(configs[t], host, batch, "during", writer)[0])
+        row, rate = _sampler_row(configs[100], host, batch, "after", True)
+        rows.append(row)
+        after[batch] = rate
+    met = [f"G={b}: {r / 1e6:.2f}M ({'met' if r >= SAMPLER_TARGET else 'missed'})"
+           for b, r in after.items()]
+    lines = [f"`DeepSpeedDataSampler` over a {host.index_samples:,}-sample `seqlen` index "
+             "(value metric, 64 -> 2048 tokens by 8, `fixed_linear` over T steps; the "
+             "\"after\" rows use T=100), one rank, micro-batch = global batch G; ids/s "
+             "over iterating its micro-batches; clusters at the end.", ""]
+    lines += _report.table(["G", "phase", "process", "global batches", "clusters", "s",
+                            "ids/s"], rows, "rllrrrr")
+    verdict = (f"Sampler target >= {SAMPLER_TARGET / 1e6:g}M ids/s after the curriculum: "
+               f"{'; '.join(met)}")
+    return [*lines, "", verdict]
+
+
+def host_side(mode: Mode) -> list[str]:
+    """Section 3: the curriculum sampler's and the analyzer's throughput on the host.
+
+    * Sampler: ids/s at global batch 256 and 4096 over a synthetic 10M-sample index
+      (1M in quick mode) during a curriculum (from step 1, clusters being created and
+      shuffled: DeepSpeed shuffles each new cluster whole, so this phase costs
+      ``O(G + N / T)`` per step) and after it, for the writing rank and a rank that
+      holds the clusters in memory only.
+    * Analyzer: ``curriculum_analyzer.part_throughput`` (1M samples; 100k quick).
     """
-    del mode
-    return ["Not measured here yet: the host sampler's and the analyzer's throughput "
-            "(see `host_side` in this script)."]
+    host, analyzer_mode = ((HOST_QUICK, curriculum_analyzer.QUICK) if mode.name == "quick"
+                           else (HOST_FULL, curriculum_analyzer.FULL))
+    with tempfile.TemporaryDirectory(prefix="curriculum_sampler_") as work:
+        lines = ["### Sampler", "", *part_sampler(host, os.path.join(work, "sampler"))]
+        lines += ["", f"### Analyzer ({analyzer_mode.throughput_samples:,} samples of "
+                      f"{curriculum_analyzer.SEQ_LEN} tokens)", "",
+                  curriculum_analyzer.part_throughput(analyzer_mode,
+                                                      os.path.join(work, "analyzer"))]
+    return lines
 
 
 def run(mode: Mode) -> tuple[list[str], bool]:

@@ -69,7 +69,29 @@ from algoperf_reinit.data_efficiency._index_files import (
     find_fit_int_dtype,
     write_rows,
 )
+from algoperf_reinit.data_efficiency._layer_tokens import (
+    LAYER_TOKENS_CLOCK,
+    LayerTokenCounter,
+    layer_token_lr_table,
+    set_layer_tokens,
+    step_layer_tokens,
+)
 from algoperf_reinit.data_efficiency._legacy import LEGACY_METRIC_NAME
+from algoperf_reinit.data_efficiency._ltd_layer import (
+    RANDOM_LTD_RNG,
+    BlockFactory,
+    RandomLTDBlock,
+    block_factory_from_config,
+    random_ltd_block_factory,
+)
+from algoperf_reinit.data_efficiency._ltd_ops import (
+    bert_sample_tokens,
+    gather_mask,
+    gather_tokens,
+    gpt_sample_tokens,
+    sample_indices,
+    scatter_tokens,
+)
 from algoperf_reinit.data_efficiency._ltd_scheduler import RandomLTDScheduler, RandomLTDState
 from algoperf_reinit.data_efficiency._metrics import (
     seqlen_metric,
@@ -123,9 +145,11 @@ __all__ = [
     "DEFAULT_MAX_BUCKETS",
     "DIFFICULTY_TYPES",
     "DTYPE_CODES",
+    "LAYER_TOKENS_CLOCK",
     "LEGACY_METRIC_NAME",
     "PACKING_KEYS",
     "PLACEMENTS",
+    "RANDOM_LTD_RNG",
     "REPLICATE_MAX_BYTES",
     "ROUNDINGS",
     "SCHEDULE_TYPES",
@@ -133,6 +157,7 @@ __all__ = [
     "TOKEN_KEYS",
     "UNITS",
     "WEIGHTS_KEY",
+    "BlockFactory",
     "CurriculumLearningConfig",
     "CurriculumMetricConfig",
     "CurriculumScheduleConfig",
@@ -147,9 +172,11 @@ __all__ = [
     "DynamicBatchingConfig",
     "FrozenMapping",
     "IndexedDatasetWriter",
+    "LayerTokenCounter",
     "LayerTokenLRScheduleConfig",
     "MMapIndexedDataset",
     "MapProgress",
+    "RandomLTDBlock",
     "RandomLTDConfig",
     "RandomLTDSchedule",
     "RandomLTDScheduleConfig",
@@ -163,17 +190,26 @@ __all__ = [
     "ShapeCount",
     "ShapeCounter",
     "TokenCounts",
+    "bert_sample_tokens",
+    "block_factory_from_config",
     "count_weights",
     "curriculum_runs",
     "find_fit_int_dtype",
     "fixed_discrete_difficulty",
     "fixed_linear_difficulty",
     "fixed_root_difficulty",
+    "gather_mask",
+    "gather_tokens",
+    "gpt_sample_tokens",
     "joint_runs",
+    "layer_token_lr_table",
     "monotone_runs",
     "parse_data_efficiency_config",
+    "random_ltd_block_factory",
     "reshape_batch",
     "reshaped_rows",
+    "sample_indices",
+    "scatter_tokens",
     "seqlen_metric",
     "seqlen_op",
     "seqlen_vocab_rarity",
@@ -181,7 +217,9 @@ __all__ = [
     "seqlen_vocab_rarity_metric",
     "sequence_batch",
     "sequence_length",
+    "set_layer_tokens",
     "shape_name",
+    "step_layer_tokens",
     "stepwise_runs",
     "total_vocab_freq_metric",
     "truncate_batch",
@@ -191,3 +229,10 @@ __all__ = [
     "vocab_rarity_metric",
     "write_rows",
 ]
+
+from algoperf_reinit.data_efficiency._seqlen_selection import (
+    REPORT_FILE as SEQLEN_REPORT_FILE,
+)
+from algoperf_reinit.data_efficiency._seqlen_selection import SeqlenSelection
+
+__all__ += ["SEQLEN_REPORT_FILE", "SeqlenSelection"]

@@ -48,9 +48,25 @@ from algoperf_reinit.data_efficiency._index_files import (
     write_rows,
 )
 
-__all__ = ["CLUSTER_PREFIX", "ClusterStore", "cluster_name"]
+__all__ = ["CLUSTER_PREFIX", "ClusterStore", "cluster_name", "shuffle_in_place"]
 
 CLUSTER_PREFIX = "cluster"
+
+
+def shuffle_in_place(ids: np.ndarray, rng: np.random.Generator) -> None:
+    """``rng.shuffle(ids)`` for a 1-D array, through an int64 copy when narrower.
+
+    NumPy's Fisher-Yates draws the same bounded integers whatever the dtype, so the
+    permutation and the generator's state afterwards are those of ``rng.shuffle(ids)``;
+    its swap loop is about twice as fast on 8-byte items (its fast path) as on the
+    ``uint16``/``uint32`` ids of a cluster.
+    """
+    if ids.dtype.itemsize == 8:
+        rng.shuffle(ids)
+        return
+    wide = ids.astype(np.int64)
+    rng.shuffle(wide)
+    ids[:] = wide
 
 
 def cluster_name(difficulties: dict[str, int | float]) -> str:
@@ -146,7 +162,7 @@ class ClusterStore:
         block = self._buf[self._used:self._used + size]
         block[:] = ids
         if rng is not None:
-            rng.shuffle(block)
+            shuffle_in_place(block, rng)
         self._offsets = np.append(self._offsets, self._used)
         self._sizes = np.append(self._sizes, size)
         self._positions = np.append(self._positions, 0)
@@ -165,7 +181,7 @@ class ClusterStore:
 
     def _reshuffle(self, c: int, rng: np.random.Generator) -> None:
         start = int(self._offsets[c])
-        rng.shuffle(self._buf[start:start + int(self._sizes[c])])
+        shuffle_in_place(self._buf[start:start + int(self._sizes[c])], rng)
         self._crc[c] = None
 
     def _wrap(self, c: int, count: int, rng: np.random.Generator, wrap_all: bool

@@ -4,11 +4,13 @@ Submission files in ``submissions/`` build a :class:`CycleSubmission` from a
 :class:`SubmissionConfig` and forward the API functions to it; the logic lives here.
 """
 
+from algoperf_reinit.submission._curriculum import curriculum_submission_api
 from algoperf_reinit.submission._events import (
     EVENT_COLUMNS,
     EVENTS_FILE,
     EventLog,
     event_message,
+    is_writer,
     run_artifacts,
 )
 from algoperf_reinit.submission._hparams import HParams, resolve_hparams
@@ -46,8 +48,10 @@ __all__ = [
     "SubmissionState",
     "batch_mesh",
     "batch_sharded",
+    "curriculum_submission_api",
     "event_message",
     "harness_run_dir",
+    "is_writer",
     "make_train_step",
     "replicated",
     "resolve_hparams",

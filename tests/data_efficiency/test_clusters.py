@@ -19,7 +19,7 @@ from algoperf_reinit.data_efficiency import (
     find_fit_int_dtype,
     write_rows,
 )
-from algoperf_reinit.data_efficiency._clusters import ClusterStore, cluster_name
+from algoperf_reinit.data_efficiency._clusters import ClusterStore, cluster_name, shuffle_in_place
 from algoperf_reinit.data_efficiency._intersection import Intersection
 from algoperf_reinit.data_efficiency._selection import MetricIndex, band_cluster_ids
 from tests.data_efficiency.test_sampler_reference import ReferenceSampler, write_index
@@ -300,3 +300,15 @@ class TestIndexErrors:
         with pytest.raises(FileNotFoundError, match="does not exist"):
             MetricIndex("m", metric_config("percentile", index_to_sample_path="nope"), 20,
                         tmp_path)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int32, np.int64])
+def test_shuffle_in_place_is_rng_shuffle_permutation_and_generator_state(dtype):
+    ids = np.arange(5_001, dtype=dtype)
+    expected = ids.copy()
+    ours, theirs = np.random.default_rng(3), np.random.default_rng(3)
+    shuffle_in_place(ids, ours)
+    theirs.shuffle(expected)
+    assert ids.dtype == dtype and np.array_equal(ids, expected)
+    assert not np.array_equal(ids, np.arange(5_001))
+    assert ours.bit_generator.state == theirs.bit_generator.state
