@@ -40,7 +40,7 @@ from typing import Any
 
 from algoperf_reinit import _validation
 from algoperf_reinit._plot_inputs import PlotEvent
-from algoperf_reinit.schedules import Decay, ScheduleConfig, Warmup, jax_lr_schedule
+from algoperf_reinit.schedules import CLOCKS, Decay, ScheduleConfig, Warmup, jax_lr_schedule
 
 __all__ = ["DEFAULT_OUTPUT", "FIELD_FLAGS", "main", "schedule_fields", "showcase_config"]
 
@@ -55,7 +55,7 @@ _INT, _FLOAT = "an integer", "a number"
 _FLOATS = "a number, comma-separated numbers or a JSON list of numbers"
 _NAMES = ("a shape name, comma-separated names, or a JSON shape object or list of names "
           "and objects")
-_CLOCK = "steps or seconds"
+_CLOCK = "a clock: " + ", ".join(CLOCKS)
 
 FIELD_FLAGS: Mapping[str, str] = types.MappingProxyType({
     "num_cycles": _INT, "cycle_lengths": _FLOATS, "cycle_fractions": _FLOATS,

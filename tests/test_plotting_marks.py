@@ -152,3 +152,13 @@ def test_docstring_examples_of_the_plotting_modules(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+@pytest.mark.parametrize(("clock", "xlabel", "title"), [
+    ("steps", "step", "2 cycles, budget 200 steps"),
+    ("seconds", "seconds", "2 cycles, budget 200 s"),
+    ("layer_tokens", "layer tokens", "2 cycles, budget 200 layer tokens"),
+])
+def test_each_clock_names_its_axis_and_budget(clock, xlabel, title):
+    geometry = schedule_geometry(_table(), clock=clock, num_points=10)
+    assert (geometry.xlabel, geometry.title) == (xlabel, title)
