@@ -6,7 +6,10 @@ Three sources, one PNG (and the cycle table printed):
   JSON object of its fields (the seed design's ``schedule_params`` names work too),
   and/or one flag per field (``--num_cycles 4 --alter_lr 0,5e-4,-5e-4
   --decay_shapes cosine``), flags overriding the file. Per-cycle fields take a
-  scalar, comma-separated values or a JSON list. The table is built by
+  scalar, comma-separated values or a JSON list. A shape is a name or, with its
+  parameters, a JSON object of :class:`~algoperf_reinit.schedules.Warmup` /
+  :class:`~algoperf_reinit.schedules.Decay` fields (``{"kind": "wsd",
+  "decay_fraction": 0.3}``). The table is built by
   :func:`~algoperf_reinit.schedules.jax_lr_schedule` from ``--step_hint``,
   ``--learning_rate`` and ``--warmup_factor`` as a submission would build it.
 * **The showcase** when neither ``--config`` nor a field flag is given: a short
@@ -28,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import types
@@ -36,7 +40,7 @@ from typing import Any
 
 from algoperf_reinit import _validation
 from algoperf_reinit._plot_inputs import PlotEvent
-from algoperf_reinit.schedules import ScheduleConfig, jax_lr_schedule
+from algoperf_reinit.schedules import CLOCKS, Decay, ScheduleConfig, Warmup, jax_lr_schedule
 
 __all__ = ["DEFAULT_OUTPUT", "FIELD_FLAGS", "main", "schedule_fields", "showcase_config"]
 
@@ -49,8 +53,9 @@ _ALTER_WARMUP_PATTERN = (0.0, 0.02, 0.0)
 # What the flag of each ScheduleConfig field takes.
 _INT, _FLOAT = "an integer", "a number"
 _FLOATS = "a number, comma-separated numbers or a JSON list of numbers"
-_NAMES = "a shape name, comma-separated names or a JSON list of names"
-_CLOCK = "steps or seconds"
+_NAMES = ("a shape name, comma-separated names, or a JSON shape object or list of names "
+          "and objects")
+_CLOCK = "a clock: " + ", ".join(CLOCKS)
 
 FIELD_FLAGS: Mapping[str, str] = types.MappingProxyType({
     "num_cycles": _INT, "cycle_lengths": _FLOATS, "cycle_fractions": _FLOATS,
@@ -107,12 +112,14 @@ def _field_value(field: str, text: str) -> Any:
     try:
         if kind in (_INT, _FLOAT):
             return int(text) if kind == _INT else float(text)
-        as_json = text.lstrip().startswith("[")
+        as_json = text.lstrip().startswith(("[", "{"))
         items = json.loads(text) if as_json else text.split(",")
+        if kind == _NAMES and isinstance(items, dict):
+            return items  # one shape object, for every cycle
         if not isinstance(items, list):
             raise ValueError(text)
         if kind == _NAMES:
-            values = [str(item).strip() for item in items]
+            values = [item if isinstance(item, dict) else str(item).strip() for item in items]
         else:
             values = [float(item) for item in items]
     except (ValueError, TypeError, json.JSONDecodeError):
@@ -120,6 +127,38 @@ def _field_value(field: str, text: str) -> Any:
     if len(values) == 1 and not as_json and field not in ("cycle_lengths", "cycle_fractions"):
         return values[0]
     return tuple(values)
+
+
+_SHAPE_KEYS = {"warmup_shapes": Warmup, "warmup_schedule_fns": Warmup,
+               "decay_shapes": Decay, "decay_schedule_fns": Decay}
+
+
+def _shape(key: str, spec: Any, field: str) -> Any:
+    """A JSON shape object (``{"kind": "wsd", "decay_fraction": 0.3}``) as its shape."""
+    if not isinstance(spec, dict):
+        return spec
+    cls = _SHAPE_KEYS[key]
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(spec) - set(names))
+    if unknown or "kind" not in spec:
+        raise ValueError(f"{field} must be a shape name or an object of {cls.__name__} fields "
+                         f"{names} with a 'kind', got {spec!r}")
+    try:
+        return cls(**spec)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{field}: {err}") from None
+
+
+def _with_shapes(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with the shape objects of its shape keys built (names stay names)."""
+    out = dict(fields)
+    for key in _SHAPE_KEYS.keys() & out.keys():
+        value = out[key]
+        if isinstance(value, list | tuple):
+            out[key] = tuple(_shape(key, v, f"{key}[{i}]") for i, v in enumerate(value))
+        else:
+            out[key] = _shape(key, value, key)
+    return out
 
 
 def schedule_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -191,7 +230,7 @@ def _from_config(args: argparse.Namespace, fields: dict[str, Any]) -> tuple[Any,
     """The table of the fields (or the showcase) and the plot's keyword arguments."""
     hyperparameters = {"learning_rate": args.learning_rate, "warmup_factor": args.warmup_factor}
     if fields:
-        config = ScheduleConfig.from_dict(fields)
+        config = ScheduleConfig.from_dict(_with_shapes(fields))
         schedule = jax_lr_schedule(args.step_hint, hyperparameters, config).schedule
         return schedule, dict(budget=args.step_hint, title=args.title)
     config = showcase_config(args.learning_rate, 3)

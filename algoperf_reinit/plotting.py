@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import types
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -55,6 +56,8 @@ _CURVE_COLOR = "tab:blue"
 _BOUNDARY_COLOR = "0.45"
 _WARMUP_COLOR = "tab:orange"
 _EVAL_COLOR = "black"
+_XLABELS = types.MappingProxyType({"steps": "step", "seconds": "seconds",
+                                   "layer_tokens": "layer tokens"})
 
 class Marks(NamedTuple):
     """Points of a plot: times and the learning rate there."""
@@ -89,7 +92,7 @@ class ScheduleGeometry(NamedTuple):
       evals: the eval points inside the x axis.
       xlim: the x axis.
       ylim: the y axis.
-      xlabel: ``"step"`` or ``"seconds"``.
+      xlabel: ``"step"``, ``"seconds"`` or ``"layer tokens"`` (the clock's unit).
       title: the title (given, or stating the cycles and the budget).
       stopped_at: where training stopped (marked), or ``None``.
     """
@@ -139,7 +142,8 @@ def _event_marks(events: Sequence[PlotEvent], t: np.ndarray, v: np.ndarray,
 
 def _default_title(table: CycleTable, hi: float, clock: str) -> str:
     n = table.num_cycles
-    budget_text = f"{hi:,.0f} steps" if clock == "steps" else f"{hi:,.6g} s"
+    budget_text = (f"{hi:,.0f} steps" if clock == "steps" else f"{hi:,.6g} s"
+                   if clock == "seconds" else f"{hi:,.6g} {_XLABELS.get(clock, clock)}")
     return f"{n} cycle{'s' if n != 1 else ''}, budget {budget_text}"
 
 
@@ -182,7 +186,7 @@ def _geometry(table: CycleTable, lo: float, hi: float, clock: str, title: str,
         evals=Marks(points, point_v),
         xlim=(lo, hi),
         ylim=(ylim[0], max(ylim[1], highest + dy / 2)),
-        xlabel="step" if clock == "steps" else "seconds",
+        xlabel=_XLABELS.get(clock, clock),
         title=title,
         stopped_at=stopped_at,
     )
@@ -332,7 +336,8 @@ def plot_schedule(
         created.
       budget: end of the x axis in clock units; ``None`` means the end of the last
         cycle. The axis starts at ``min(0, first cycle start)``.
-      clock: ``"steps"`` or ``"seconds"``; sets the x-axis label.
+      clock: one of ``schedules.CLOCKS`` (``"steps"``, ``"seconds"``,
+        ``"layer_tokens"``); sets the x-axis label.
       title: plot title; ``None`` gives one stating the number of cycles and the
         budget.
       events: records with ``step``, ``kind`` (e.g. ``"reinit"``, ``"early_stop"``)

@@ -138,6 +138,38 @@ def test_one_value_is_a_scalar_and_a_json_list_a_sequence():
                                          lr_scales=(0.5,))
 
 
+def test_shapes_with_parameters_as_json_objects(tmp_path, capsys):
+    from algoperf_reinit.schedules import Decay, ScheduleConfig, Warmup
+
+    argv = ["--output", str(tmp_path / "lr.png"), "--num_cycles", "3",
+            "--warmup_shapes", '{"kind": "polynomial", "power": 3}',
+            "--decay_shapes", '[{"kind": "wsd", "decay_fraction": 0.3, "wsd_kind": "1-sqrt"}, '
+            '"cosine", {"kind": "exponential", "rate": 0.1}]']
+    assert main(argv) == 0
+    want = ScheduleConfig(num_cycles=3, warmup_shapes=Warmup.polynomial(3.0),
+                          decay_shapes=(Decay.wsd(0.3, "1-sqrt"), "cosine",
+                                        Decay.exponential(0.1)))
+    assert _printed_table(capsys) == _expected_table(want)
+    # The seed's key in a config file takes objects too.
+    (tmp_path / "c.json").write_text('{"decay_schedule_fns": [{"kind": "polynomial", '
+                                     '"power": 4}, "linear"]}')
+    assert main(["--output", str(tmp_path / "lr.png"), "--config", str(tmp_path / "c.json")]) == 0
+    want = ScheduleConfig(decay_shapes=(Decay.polynomial(4.0), "linear"))
+    assert _printed_table(capsys) == _expected_table(want)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ('{"kid": "wsd"}', "error: decay_shapes must be a shape name or an object of Decay "
+     "fields ['kind', "),
+    ('["cosine", {"kind": "wsd", "decay_fraction": 3}]',
+     "error: decay_shapes[1]: Decay.decay_fraction must be in (0, 1], got 3"),
+])
+def test_bad_shape_objects(tmp_path, capsys, value, message):
+    with pytest.raises(SystemExit):
+        main(["--output", str(tmp_path / "lr.png"), "--decay_shapes", value])
+    assert message in capsys.readouterr().err
+
+
 def test_config_file_with_flags_on_top(tmp_path, capsys):
     from algoperf_reinit.schedules import ScheduleConfig
 
@@ -173,7 +205,8 @@ def test_a_config_without_events_is_drawn_with_the_given_title(tmp_path, monkeyp
          "comma-separated numbers or a JSON list of numbers, got '{\"a\": 1}'"),
         (["--cycle_mul", "-1"], "error: cycle_mul must be > 0, got -1.0"),
         (["--decay_shapes", "cosine,bogus"], "error: decay_shapes[1] must be one of"),
-        (["--clock", "hours"], "error: clock must be one of 'steps', 'seconds', got 'hours'"),
+        (["--clock", "hours"], "error: clock must be one of 'steps', 'seconds', "),
+        (["--clock", "hours"], "got 'hours'"),
         (["--end_factor", "2"], "error: end_factor must be in [0, 1], got 2.0"),
         (["--alter_lr", "0,1e-3", "--num_cycles", "3"],
          "error: per-cycle settings disagree on the number of cycles (alter_lr=2, num_cycles=3)"),

@@ -140,3 +140,25 @@ def test_stopped_at_changes_the_png(tmp_path):
 def test_one_cycle_title_is_singular():
     table = table_from_cycles([CycleSpec(100, warmup=10)], capacity=2)
     assert schedule_geometry(table, num_points=10).title == "1 cycle, budget 100 steps"
+
+
+@pytest.mark.parametrize("name", [
+    "algoperf_reinit.plotting", "algoperf_reinit._plot_axes", "algoperf_reinit._plot_inputs",
+    "algoperf_reinit._plot_run", "algoperf_reinit.runner.run_plot", "algoperf_reinit.__main__",
+])
+def test_docstring_examples_of_the_plotting_modules(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+
+
+@pytest.mark.parametrize(("clock", "xlabel", "title"), [
+    ("steps", "step", "2 cycles, budget 200 steps"),
+    ("seconds", "seconds", "2 cycles, budget 200 s"),
+    ("layer_tokens", "layer tokens", "2 cycles, budget 200 layer tokens"),
+])
+def test_each_clock_names_its_axis_and_budget(clock, xlabel, title):
+    geometry = schedule_geometry(_table(), clock=clock, num_points=10)
+    assert (geometry.xlabel, geometry.title) == (xlabel, title)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import flax.serialization
 import numpy as np
@@ -260,3 +261,22 @@ def test_file_names_are_those_the_submissions_write():
     assert (_plot_run.EVENTS_FILE, _plot_run.HISTORY_FILE) == (_events.EVENTS_FILE,
                                                                _events.HISTORY_FILE)
     assert _plot_run.SUMMARY_FILE == SUMMARY_JSON
+
+
+def test_a_diverged_run_is_drawn(tmp_path):
+    trial = _trial(tmp_path, events=False)
+    _write_csv(trial / "measurements.csv", [
+        {"global_step": 0, "loss": 2.0, "learning_rate": 1.0},
+        {"global_step": 100, "loss": "inf", "learning_rate": 1.0},
+        {"global_step": 200, "loss": "nan", "learning_rate": 1.0}])
+    _write_csv(trial / "eval_measurements.csv", [
+        {"global_step": s, "validation/loss": "nan", "train/loss": "nan"} for s in (1, 100)])
+    (trial / "events.csv").write_text("global_step,cycle,kind,reason\n100,0,non_finite,loss inf\n")
+    m = read_run_metrics(trial, metric="validation/loss")
+    assert np.isnan(m.metric_values.value).all() and m.batch_loss.value[1] == np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = draw_run_plot(trial, dpi=30)
+    assert out.read_bytes().startswith(PNG_SIGNATURE)
+    fig = run_plot._figure(m, dpi=30)
+    assert list(_line(fig.axes[1], "non finite").get_xdata()) == [100.0]
