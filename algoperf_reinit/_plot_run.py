@@ -13,7 +13,7 @@ A trial directory of our runner holds (each file optional here):
   target metric and value.
 
 :func:`read_run` gathers them; the schedule CLI (``python -m algoperf_reinit
---run_dir``) and the runner's metrics picture (``runner/run_plot.py``) draw them.
+--run_dir``) and the runner's metrics picture (``algoperf_reinit/run_plot.py``) draw them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests for algoperf_reinit.runner.run_plot: the trial's run_metrics.png.
+"""Tests for algoperf_reinit.run_plot: the trial's run_metrics.png.
 
 The trial directories are written by hand (the files our runner and submissions
 write, in their layout), so each test is fast and each optional file can be left out.
@@ -16,8 +16,8 @@ import pytest
 
 from algoperf_reinit import _plot_run
 from algoperf_reinit._records import dumps_strict
-from algoperf_reinit.runner import run_plot
-from algoperf_reinit.runner.run_plot import RUN_PLOT_FILE, draw_run_plot, read_run_metrics
+from algoperf_reinit import run_plot
+from algoperf_reinit.run_plot import RUN_PLOT_FILE, draw_run_plot, read_run_metrics
 from algoperf_reinit.schedules import ScheduleConfig, build_cycle_table, evaluate
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
