@@ -14,9 +14,8 @@ import flax.serialization
 import numpy as np
 import pytest
 
-from algoperf_reinit import _plot_run
+from algoperf_reinit import _plot_run, run_plot
 from algoperf_reinit._records import dumps_strict
-from algoperf_reinit import run_plot
 from algoperf_reinit.run_plot import RUN_PLOT_FILE, draw_run_plot, read_run_metrics
 from algoperf_reinit.schedules import ScheduleConfig, build_cycle_table, evaluate
 
