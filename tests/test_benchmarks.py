@@ -151,8 +151,9 @@ def test_curriculum_sampler_quick_mode_runs():
     lines = out.splitlines()
     assert out.startswith(f"$ {sys.executable} ") and "--quick" in lines[0]
     assert lines[1].endswith("; mode quick") and lines[2].startswith("# mode quick: ")
+    gather = lines[:next(i for i, line in enumerate(lines) if line.startswith("## 2."))]
     for batch in (256, 4096):
-        rows = {line.split("|")[2].strip(): line for line in lines
+        rows = {line.split("|")[2].strip(): line for line in gather
                 if line.startswith(f"| {batch} | ")}
         assert set(rows) == {"ours, replicated", "ours, sharded", "plain jnp.take",
                              "host check only"}, rows
@@ -162,7 +163,11 @@ def test_curriculum_sampler_quick_mode_runs():
     for mode, shape in (("seqlen_truncate", "64x512 -> 64x256"),
                         ("seqlen_reshape", "64x512 -> 256x128")):
         assert sum(line.startswith(f"| {mode} | {shape} |") for line in lines) == 3
-    assert "## 3. Host side" in out
+    host = lines[next(i for i, line in enumerate(lines) if line.startswith("## 3. Host side")):]
+    for batch in (256, 4096):  # the sampler during and after its curriculum
+        phases = {line.split("|")[2].strip() for line in host if line.startswith(f"| {batch} | ")}
+        assert any(p.startswith("steps 1-") for p in phases), phases
+        assert any(p.startswith("after") for p in phases), phases
 
 
 @pytest.mark.benchmark
