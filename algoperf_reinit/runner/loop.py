@@ -32,6 +32,7 @@ from algoperf_reinit._records import jsonable
 from algoperf_reinit.runner import checkpoint as ckpt
 from algoperf_reinit.runner.artifacts import report_new_rows
 from algoperf_reinit.runner.compilations import CompileCounter
+from algoperf_reinit.runner.faults import SubmissionFault
 from algoperf_reinit.runner.metrics import MetricLogger
 from algoperf_reinit.runner.progress import Progress
 
@@ -79,6 +80,8 @@ class TrialState(NamedTuple):
       eval_results: ``(global_step, metrics)`` of every eval so far.
       stop_reason: why the loop ended (``''`` while it runs).
       seen_rows: artefact rows already printed, per file.
+      stop_message: the message of the submission's ``TrainingCompleteError``, if
+        one ended training (e.g. a divergence).
     """
 
     global_step: int
@@ -89,6 +92,7 @@ class TrialState(NamedTuple):
     eval_results: tuple[tuple[int, dict[str, Any]], ...]
     stop_reason: str
     seen_rows: Mapping[str, int]
+    stop_message: str = ""
 
 
 class StepKeys(NamedTuple):
@@ -167,19 +171,25 @@ def save(ctx: TrialContext, state: TrialState, *, final: bool = False) -> None:
         keep=ctx.setup.keep_checkpoints)
 
 
+def _select_batch(ctx: TrialContext, state: TrialState, keys: StepKeys) -> Any:
+    """The submission's ``data_selection`` for this step (AlgoPerf passes 8 arguments)."""
+    try:
+        return ctx.submission.data_selection(
+            ctx.workload, ctx.input_queue, state.optimizer_state, state.params,
+            state.model_state, ctx.setup.hparams, state.global_step, keys.data_selection)
+    except Exception as e:
+        raise SubmissionFault("data_selection") from e
+
+
 def _train_step(ctx: TrialContext, state: TrialState, keys: StepKeys,
                 warmup: bool) -> tuple[TrialState, float]:
     """Timed data selection and update; returns the new state and the time it ended."""
     setup, submission, train = ctx.setup, ctx.submission, state.train
     optimizer_state, params, model_state = (state.optimizer_state, state.params,
                                             state.model_state)
-    stop_reason = state.stop_reason
+    stop_reason, stop_message = state.stop_reason, state.stop_message
     with ctx.counter.timed(warmup=warmup):
-        batch = submission.data_selection(
-            workload=ctx.workload, input_queue=ctx.input_queue, optimizer_state=optimizer_state,
-            current_param_container=params, model_state=model_state,
-            hyperparameters=setup.hparams, global_step=state.global_step,
-            rng=keys.data_selection)
+        batch = _select_batch(ctx, state, keys)
         kwargs = dict(
             workload=ctx.workload, current_param_container=params,
             current_params_types=ctx.workload.model_params_types, model_state=model_state,
@@ -192,9 +202,11 @@ def _train_step(ctx: TrialContext, state: TrialState, keys: StepKeys,
             optimizer_state, params, model_state = submission.update_params(**kwargs)
         except Exception as e:
             if not _is_training_complete(e):
-                raise
+                raise SubmissionFault("update_params") from e
             train = train._replace(training_complete=True)
-            stop_reason = "training_complete"
+            stop_reason, stop_message = "training_complete", str(e)
+            ctx.progress.message(f"the submission ended training at step {state.global_step}"
+                                 f" (TrainingCompleteError: {e})")
         jax.block_until_ready((params, model_state))
     global_step = state.global_step + 1
     if setup.max_global_steps is not None and global_step >= setup.max_global_steps:
@@ -206,7 +218,7 @@ def _train_step(ctx: TrialContext, state: TrialState, keys: StepKeys,
     ctx.progress.update(global_step, ctx.logger.latest, train.accumulated_submission_time)
     return state._replace(global_step=global_step, params=params, model_state=model_state,
                           optimizer_state=optimizer_state, train=train,
-                          stop_reason=stop_reason), now
+                          stop_reason=stop_reason, stop_message=stop_message), now
 
 
 def _eval_due(ctx: TrialContext, state: TrialState, now: float) -> bool:
@@ -218,6 +230,13 @@ def _eval_due(ctx: TrialContext, state: TrialState, now: float) -> bool:
     return due or state.train.training_complete
 
 
+def _user_call(name: str, fn: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(**kwargs)
+    except Exception as e:
+        raise SubmissionFault(name) from e
+
+
 def _prepare_for_eval(ctx: TrialContext, state: TrialState, keys: StepKeys,
                       warmup: bool) -> TrialState:
     """The submission's timed ``prepare_for_eval``, if it has one."""
@@ -225,7 +244,8 @@ def _prepare_for_eval(ctx: TrialContext, state: TrialState, keys: StepKeys,
         return state
     with ctx.counter.timed(warmup=warmup):
         prep_start = time.time()
-        optimizer_state, params, model_state = ctx.submission.prepare_for_eval(
+        optimizer_state, params, model_state = _user_call(
+            "prepare_for_eval", ctx.submission.prepare_for_eval,
             workload=ctx.workload, current_param_container=state.params,
             current_params_types=ctx.workload.model_params_types,
             model_state=state.model_state, hyperparameters=ctx.setup.hparams,

@@ -85,8 +85,12 @@ def repair_torn_tail(path: str | pathlib.Path) -> str | None:
         return None
     cut = data.rfind(b"\n") + 1
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data[:cut])
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data[:cut])
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return data[cut:].decode(errors="replace")
 
 
@@ -126,8 +130,12 @@ class CsvTable:
         text = self._line(dict(zip(self.columns, self.columns, strict=True)))
         text += "".join(self._line(r) for r in old_rows) + self._line(row)
         tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, self.path)
+        except BaseException:  # a full or read-only disk: leave no stray temporary file
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 class MetricLogger:

@@ -44,9 +44,12 @@ from algoperf_reinit.runner.compilations import CompileCounter
 from algoperf_reinit.runner.experiment import (
     ARTIFACTS_KEY,
     SUMMARY_JSON,
+    make_dirs,
+    remove_empty_dirs,
     run_metadata,
     write_json,
 )
+from algoperf_reinit.runner.faults import SubmissionFault
 from algoperf_reinit.runner.lock import trial_lock
 from algoperf_reinit.runner.loop import (
     TrainState,
@@ -156,6 +159,7 @@ def summarize(workload: Any, eval_results: list[tuple[int, Mapping[str, Any]]], 
         "accumulated_eval_time": train_state["accumulated_eval_time"],
         "stop_reason": stop_reason,
         "train_step_compilations": train_step_compiles,
+        "compilations_after_warmup": int(compile_summary.get("timed_after_warmup", 0)),
         "compilations": dict(compile_summary),
     }
 
@@ -182,21 +186,46 @@ def run_trial(workload: Any, submission: Any, setup: TrialSetup, *,
       ValueError: resuming a trial that holds results but no checkpoint.
     """
     trial_dir = setup.trial_dir
-    trial_dir.mkdir(parents=True, exist_ok=True)
+    created = make_dirs(trial_dir)
+
     def say(text: str) -> None:
         print(text, file=out or sys.stdout)
 
-    with trial_lock(trial_dir, say):
-        point = resume_point(trial_dir, resume=setup.resume, fingerprint=setup.fingerprint,
-                             artifacts=submission.artifacts, say=say)
-        if point.finished:
-            return TrialResult(trial_dir=trial_dir,
-                               summary=json.loads((trial_dir / SUMMARY_JSON).read_text()),
-                               params=None, model_state=None,
-                               eval_results=list(saved_eval_results(point.checkpoint)))
-        with _env(run_dir_env, str(trial_dir)), CompileCounter() as counter:
-            ctx, state = _start(workload, submission, setup, point, counter, out)
-            return _finish(ctx, run_loop(ctx, state))
+    try:
+        with trial_lock(trial_dir, say):
+            point = resume_point(trial_dir, resume=setup.resume,
+                                 fingerprint=setup.fingerprint,
+                                 artifacts=submission.artifacts, say=say)
+            if point.finished:
+                return TrialResult(trial_dir=trial_dir,
+                                   summary=json.loads((trial_dir / SUMMARY_JSON).read_text()),
+                                   params=None, model_state=None,
+                                   eval_results=list(saved_eval_results(point.checkpoint)))
+            with _env(run_dir_env, str(trial_dir)), CompileCounter() as counter:
+                ctx, state = _start(workload, submission, setup, point, counter, out)
+                return _finish(ctx, run_loop(ctx, state))
+    except BaseException:
+        remove_empty_dirs(created)  # a trial that wrote nothing leaves no directory
+        raise
+
+
+def _init_optimizer_state(workload: Any, submission: Any, setup: TrialSetup, params: Any,
+                          model_state: Any, rng: jax.Array) -> tuple[Any, Any]:
+    """The submission's ``init_optimizer_state``; its ``ValueError``/``TypeError`` is
+    bad input (e.g. a hyperparameter), anything else a :class:`SubmissionFault`."""
+    try:
+        optimizer_state = submission.init_optimizer_state(
+            workload, params, model_state, setup.hparams, rng)
+    except (ValueError, TypeError) as e:
+        kind = ValueError if isinstance(e, ValueError) else TypeError
+        raise kind(f"{setup.trial_dir.name}: the submission's init_optimizer_state rejected "
+                   f"its input: {e}") from e
+    except Exception as e:
+        raise SubmissionFault("init_optimizer_state") from e
+    if not (isinstance(optimizer_state, tuple) and len(optimizer_state) == 2):
+        raise TypeError("init_optimizer_state must return (optimizer_state, update_fn) "
+                        f"(AlgoPerf's JAX contract), got {type(optimizer_state).__name__}")
+    return optimizer_state
 
 
 def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint,
@@ -208,11 +237,8 @@ def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint
     input_queue = workload._build_input_queue(  # runner-only (AlgoPerf forbids submissions)
         data_rng, "train", None, setup.global_batch_size, start_step=point.start_step)
     params, model_state = workload.init_model_fn(model_init_rng)
-    optimizer_state = submission.init_optimizer_state(
-        workload, params, model_state, setup.hparams, opt_init_rng)
-    if not (isinstance(optimizer_state, tuple) and len(optimizer_state) == 2):
-        raise TypeError("init_optimizer_state must return (optimizer_state, update_fn) "
-                        f"(AlgoPerf's JAX contract), got {type(optimizer_state).__name__}")
+    optimizer_state = _init_optimizer_state(workload, submission, setup, params, model_state,
+                                            opt_init_rng)
     state = TrialState(global_step=0, params=params, model_state=model_state,
                        optimizer_state=optimizer_state, train=TrainState(), eval_results=(),
                        stop_reason="", seen_rows={})
@@ -275,6 +301,7 @@ def _finish(ctx: TrialContext, state: TrialState) -> TrialResult:
     summary = summarize(ctx.workload, eval_results, global_step=state.global_step,
                         compile_summary=compile_summary, train_state=train._asdict(),
                         stop_reason=state.stop_reason or "unknown")
+    summary["stop_message"] = state.stop_message or None
     summary["rng_seed"] = ctx.setup.rng_seed
     summary["preemption_count"] = ctx.preemption_count
     write_json(ctx.trial_dir / SUMMARY_JSON, summary)

@@ -112,8 +112,11 @@ def test_load_submission_by_module_path_and_errors(tmp_path):
         load_submission("no_such_pkg.submission")
     sub = tmp_path / "submission.py"
     sub.write_text("raise RuntimeError('broken import')\n")
-    with pytest.raises(RuntimeError, match="broken import"):
+    from algoperf_reinit.runner.faults import SubmissionFault
+
+    with pytest.raises(SubmissionFault, match="import of") as info:
         load_submission(str(sub))
+    assert isinstance(info.value.__cause__, RuntimeError)  # the user's error, traceback kept
 
 
 def test_truncate_csv_runner_alias_and_records(tmp_path):
