@@ -215,7 +215,8 @@ def _train_step(ctx: TrialContext, state: TrialState, keys: StepKeys,
     now = time.time()
     train = train._replace(accumulated_submission_time=(
         train.accumulated_submission_time + (now - train.last_step_end_time)))
-    ctx.progress.update(global_step, ctx.logger.latest, train.accumulated_submission_time)
+    ctx.progress.update(global_step, ctx.logger.latest, train.accumulated_submission_time,
+                        latest_step=ctx.logger.latest_step)
     return state._replace(global_step=global_step, params=params, model_state=model_state,
                           optimizer_state=optimizer_state, train=train,
                           stop_reason=stop_reason, stop_message=stop_message), now
@@ -279,6 +280,7 @@ def _eval_point(ctx: TrialContext, state: TrialState, keys: StepKeys,
 def _evaluate(ctx: TrialContext, state: TrialState, eval_rng: jax.Array) -> TrialState:
     """The untimed eval: metrics, goals, the eval row and a progress message."""
     workload, step, train = ctx.workload, state.global_step, state.train
+    ctx.progress.phase("evaluating", step)
     start = time.time()
     try:
         result = dict(workload.eval_model(ctx.setup.eval_batch_size, state.params,
@@ -315,6 +317,7 @@ def _report_eval(ctx: TrialContext, eval_results: Any, train: TrainState) -> Non
     step, result = eval_results[-1]
     name = f"validation/{ctx.workload.target_metric_name}"
     ctx.progress.latest_eval = {name: result.get(name)}
+    ctx.progress.latest_eval_step = step
     if ctx.workload.has_reached_validation_target(result) and first_target_eval(
             ctx.workload, eval_results)[0] == step:
         ctx.progress.message(
@@ -337,6 +340,8 @@ def run_loop(ctx: TrialContext, state: TrialState) -> TrialState:
         while (state.train.is_time_remaining and not _goals_met(ctx, state.train)
                and not state.train.training_complete):
             keys = StepKeys(*jax.random.split(jax.random.fold_in(ctx.rng, state.global_step), 4))
+            if warmup:  # the first step of this process holds the train step's compile
+                ctx.progress.phase("compiling", state.global_step)
             state, now = _train_step(ctx, state, keys, warmup)
             if _eval_due(ctx, state, now):
                 state = _eval_point(ctx, state, keys, warmup)

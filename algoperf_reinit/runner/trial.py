@@ -231,6 +231,9 @@ def _init_optimizer_state(workload: Any, submission: Any, setup: TrialSetup, par
 def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint,
            counter: CompileCounter, out: TextIO | None) -> tuple[TrialContext, TrialState]:
     """AlgoPerf's start of ``train_once``: keys, data, init, restore, the run's files."""
+    progress = Progress(setup.max_global_steps or workload.step_hint, setup.budget_sec,
+                        mode=setup.progress_mode, stream=out)
+    progress.phase("initialising", point.start_step)
     rng = jax.random.PRNGKey(setup.rng_seed)
     rng, _ = jax.random.split(rng, 2)
     data_rng, opt_init_rng, model_init_rng, rng = jax.random.split(rng, 4)
@@ -255,8 +258,6 @@ def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint
     _write_run_files(workload, submission, setup, point, preemption_count, fingerprint)
     logger = MetricLogger(setup.trial_dir, preemption_count=preemption_count)
     workload.attach_metrics_logger(logger)
-    progress = Progress(setup.max_global_steps or workload.step_hint, setup.budget_sec,
-                        mode=setup.progress_mode, stream=out)
     ctx = TrialContext(workload=workload, submission=submission, setup=setup, rng=rng,
                        input_queue=input_queue, logger=logger, progress=progress,
                        counter=counter, preemption_count=preemption_count,

@@ -32,3 +32,14 @@ def test_the_baseline_compiles_nothing_after_warm_up(run_cli):
     assert summary["compilations_after_warmup"] == 0
     assert summary["compilations"]["functions_after_warmup"] == {}
     assert "0 compilation(s) on the clock after warm-up" in out
+
+
+def test_the_progress_lines_show_phases_and_label_the_figures_step(run_cli):
+    code, out, err = run_cli(*BASE, f"--submission_path={submission('nadamw_baseline')}")
+    assert code == 0, err
+    lines = out.splitlines()
+    phases = [line for line in lines if line.endswith("\u2026")]
+    assert phases == ["step 0/6 | initialising\u2026", "step 0/6 | compiling\u2026",
+                      "step 1/6 | evaluating\u2026"]
+    steps = [line for line in lines if line.startswith("step ") and " @ step " in line]
+    assert steps and all("validation/accuracy" in line for line in steps[1:])
