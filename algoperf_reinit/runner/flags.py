@@ -68,6 +68,9 @@ class RunnerFlags:
     data_dir: str | None = None
     framework: str = "jax"
     progress: str = "auto"
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
 
     @property
     def search_space_path(self) -> pathlib.Path:
@@ -158,6 +161,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--framework", default=d.framework, choices=("jax",))
     p.add_argument("--progress", default=d.progress, choices=MODES,
                    help="auto: a bar on a terminal, plain lines otherwise")
+    p.add_argument("--coordinator_address", default=None,
+                   help="host:port of process 0 for a multi-process run "
+                        "(env ALGOPERF_REINIT_COORDINATOR)")
+    p.add_argument("--num_processes", type=_optional_int, default=None,
+                   help="processes of a multi-process run (env ALGOPERF_REINIT_NUM_PROCESSES; "
+                        "default 1)")
+    p.add_argument("--process_id", type=_optional_int, default=None,
+                   help="this process's index, 0 .. num_processes-1 "
+                        "(env ALGOPERF_REINIT_PROCESS_ID)")
     for name, default, help_text in (
         ("continue_past_target", d.continue_past_target,
          "keep training after the validation and test targets are met"),
@@ -189,7 +201,8 @@ def _check(flags: RunnerFlags) -> None:
                             fix=e.msg) from None
     if not isinstance(kwargs, dict):
         raise v.value_error("--workload_kwargs", flags.workload_kwargs, "a JSON object")
-    for name in ("hparam_start_index", "hparam_end_index"):
+    v.optional(v.integer, "--num_processes", flags.num_processes, minimum=1)
+    for name in ("hparam_start_index", "hparam_end_index", "process_id"):
         v.optional(v.integer, f"--{name}", getattr(flags, name), minimum=0)
     if not flags.experiment_name or "/" in flags.experiment_name or flags.experiment_name in (
             ".", ".."):

@@ -32,6 +32,7 @@ from algoperf_reinit._records import jsonable
 from algoperf_reinit.runner import checkpoint as ckpt
 from algoperf_reinit.runner.artifacts import report_new_rows
 from algoperf_reinit.runner.compilations import CompileCounter
+from algoperf_reinit.runner.distributed import agree, is_writer
 from algoperf_reinit.runner.faults import SubmissionFault
 from algoperf_reinit.runner.metrics import MetricLogger
 from algoperf_reinit.runner.progress import Progress
@@ -158,8 +159,8 @@ def _goals_met(ctx: TrialContext, train: TrainState) -> bool:
 
 
 def save(ctx: TrialContext, state: TrialState, *, final: bool = False) -> None:
-    """Checkpoints the state (if the trial saves checkpoints)."""
-    if not ctx.setup.save_checkpoints:
+    """Checkpoints the state (if the trial saves checkpoints; process 0 only)."""
+    if not ctx.setup.save_checkpoints or not is_writer():
         return
     ckpt.save_checkpoint(
         ctx.trial_dir, global_step=state.global_step, params=state.params,
@@ -266,7 +267,7 @@ def _eval_point(ctx: TrialContext, state: TrialState, keys: StepKeys,
     seen = report_new_rows(ctx.trial_dir, ctx.submission.artifacts, state.seen_rows,
                            ctx.progress.message)
     state = _prepare_for_eval(ctx, state._replace(seen_rows=seen), keys, warmup)
-    remaining = state.train.accumulated_submission_time < ctx.setup.budget_sec
+    remaining = agree(state.train.accumulated_submission_time < ctx.setup.budget_sec)
     state = state._replace(train=state.train._replace(is_time_remaining=remaining))
     if not remaining:
         return state._replace(stop_reason="time_budget")

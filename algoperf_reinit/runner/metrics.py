@@ -149,10 +149,14 @@ class MetricLogger:
     Args:
       trial_dir: the trial directory.
       preemption_count: default ``preemption_count`` of the rows.
+      write: write the files (``False`` on the processes of a multi-process run
+        other than process 0: the rows are then only kept in :attr:`latest`).
     """
 
-    def __init__(self, trial_dir: str | pathlib.Path, preemption_count: int = 0):
+    def __init__(self, trial_dir: str | pathlib.Path, preemption_count: int = 0, *,
+                 write: bool = True):
         trial_dir = pathlib.Path(trial_dir)
+        self.write = write
         self.preemption_count = preemption_count
         self.measurements = CsvTable(trial_dir / MEASUREMENTS_CSV)
         self.eval_measurements = CsvTable(trial_dir / EVAL_CSV)
@@ -181,10 +185,11 @@ class MetricLogger:
         row["global_step"] = int(global_step)
         row["preemption_count"] = (self.preemption_count if preemption_count is None
                                    else int(preemption_count))
-        self.measurements.append(row)
-        if is_eval:
-            self.eval_measurements.append(row)
-        else:
+        if self.write:
+            self.measurements.append(row)
+            if is_eval:
+                self.eval_measurements.append(row)
+        if not is_eval:
             self.latest.update({k: v for k, v in row.items()
                                 if k not in ("global_step", "preemption_count")})
             self.latest_step = int(global_step)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import pathlib
 import secrets
 import sys
@@ -35,6 +36,7 @@ from algoperf_reinit import _validation as v
 from algoperf_reinit.run_protocol import RUN_DIR_ENV, RunArtifact
 from algoperf_reinit.runner.artifacts import artifact_patterns
 from algoperf_reinit.runner.checkpoint import find_checkpoints
+from algoperf_reinit.runner.distributed import initialize, is_writer, resolve
 from algoperf_reinit.runner.experiment import prepare_workload_dir
 from algoperf_reinit.runner.faults import SubmissionFault, fault_line
 from algoperf_reinit.runner.flags import (
@@ -98,6 +100,13 @@ def _points(flags: RunnerFlags) -> list[tuple[int, Any]]:
     return [(i + 1, points[i]) for i in range(start, end)]
 
 
+def _devices() -> str:
+    if jax.process_count() == 1:
+        return f"{jax.local_device_count()} device(s)"
+    return (f"{jax.device_count()} device(s) of {jax.process_count()} processes "
+            f"({jax.local_device_count()} each)")
+
+
 def _submission_id(path: str) -> str:
     file = pathlib.Path(path)
     return f"{file.parent.name}/{file.name}" if file.suffix == ".py" else path
@@ -154,9 +163,13 @@ def plan_run(flags: RunnerFlags) -> RunPlan:
     points = _points(flags)
     workload_dir = (pathlib.Path(flags.experiment_dir) / flags.experiment_name
                     / f"{flags.workload}_jax")
-    how = prepare_workload_dir(workload_dir, overwrite=flags.overwrite,
-                               resume_last_run=flags.resume_last_run,
-                               artifact_patterns=artifact_patterns(submission.artifacts))
+    if is_writer():
+        how = prepare_workload_dir(workload_dir, overwrite=flags.overwrite,
+                                   resume_last_run=flags.resume_last_run,
+                                   artifact_patterns=artifact_patterns(submission.artifacts))
+    else:  # process 0 checks and prepares the directory
+        how = ("overwritten" if flags.overwrite else "resumed" if flags.resume_last_run
+               else "new")
     return RunPlan(workload, submission, batch_size, eval_batch_size, points, workload_dir, how)
 
 
@@ -188,11 +201,13 @@ def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None) ->
       ValueError: for a checkpoint that cannot be resumed.
     """
     out = out or sys.stdout
+    if not is_writer():  # the other processes of a multi-process run print nothing
+        out = open(os.devnull, "w")
     seed = _seed(flags, plan.workload_dir, out)
     budget = float(plan.workload.max_allowed_runtime_sec) * (
         1.5 if flags.tuning_ruleset == "self" else 1.0)
     print(f"{flags.workload} with {flags.submission_path}: {len(plan.points)} trial(s), global "
-          f"batch {plan.batch_size} on {jax.local_device_count()} device(s), seed {seed}, "
+          f"batch {plan.batch_size} on {_devices()}, seed {seed}, "
           f"budget {budget:.0f}s; {plan.how} run directory {plan.workload_dir}", file=out)
     if flags.resume_last_run and plan.how == "new":
         print(f"--resume_last_run: no previous run in {plan.workload_dir}: starting a new "
@@ -271,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     flags = None
     try:
         flags = parse_flags(argv)
+        initialize(resolve(flags))  # before anything touches a device
         run_plan(flags, plan_run(flags))
     except SubmissionFault as fault:  # the user's code: its traceback, then one line
         traceback.print_exception(fault.__cause__, file=sys.stderr)

@@ -41,6 +41,7 @@ from algoperf_reinit._records import jsonable
 from algoperf_reinit.run_protocol import RUN_DIR_ENV, TIMING_KEYS
 from algoperf_reinit.runner.artifacts import artifact_patterns, seen_rows
 from algoperf_reinit.runner.compilations import CompileCounter
+from algoperf_reinit.runner.distributed import is_writer
 from algoperf_reinit.runner.experiment import (
     ARTIFACTS_KEY,
     SUMMARY_JSON,
@@ -185,17 +186,17 @@ def run_trial(workload: Any, submission: Any, setup: TrialSetup, *,
         deleted).
       ValueError: resuming a trial that holds results but no checkpoint.
     """
-    trial_dir = setup.trial_dir
-    created = make_dirs(trial_dir)
+    trial_dir, writer = setup.trial_dir, is_writer()
+    created = make_dirs(trial_dir) if writer else []
 
     def say(text: str) -> None:
         print(text, file=out or sys.stdout)
 
     try:
-        with trial_lock(trial_dir, say):
+        with trial_lock(trial_dir, say) if writer else contextlib.nullcontext():
             point = resume_point(trial_dir, resume=setup.resume,
                                  fingerprint=setup.fingerprint,
-                                 artifacts=submission.artifacts, say=say)
+                                 artifacts=submission.artifacts, say=say, writer=writer)
             if point.finished:
                 return TrialResult(trial_dir=trial_dir,
                                    summary=json.loads((trial_dir / SUMMARY_JSON).read_text()),
@@ -255,8 +256,10 @@ def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint
                                eval_results=saved.eval_results)
         preemption_count = saved.preemption_count
     fingerprint = jsonable(dict(setup.fingerprint), nonfinite="keep")
-    _write_run_files(workload, submission, setup, point, preemption_count, fingerprint)
-    logger = MetricLogger(setup.trial_dir, preemption_count=preemption_count)
+    writer = is_writer()
+    if writer:
+        _write_run_files(workload, submission, setup, point, preemption_count, fingerprint)
+    logger = MetricLogger(setup.trial_dir, preemption_count=preemption_count, write=writer)
     workload.attach_metrics_logger(logger)
     ctx = TrialContext(workload=workload, submission=submission, setup=setup, rng=rng,
                        input_queue=input_queue, logger=logger, progress=progress,
@@ -305,7 +308,8 @@ def _finish(ctx: TrialContext, state: TrialState) -> TrialResult:
     summary["stop_message"] = state.stop_message or None
     summary["rng_seed"] = ctx.setup.rng_seed
     summary["preemption_count"] = ctx.preemption_count
-    write_json(ctx.trial_dir / SUMMARY_JSON, summary)
+    if is_writer():
+        write_json(ctx.trial_dir / SUMMARY_JSON, summary)
     save(ctx, state, final=True)  # after summary.json: a final checkpoint implies a summary
     return TrialResult(trial_dir=ctx.trial_dir, summary=summary, params=state.params,
                        model_state=state.model_state, eval_results=eval_results)
