@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 from algoperf_reinit import _validation as v
 
-__all__ = ["ENV_VARS", "Distributed", "agree", "initialize", "is_writer", "resolve"]
+__all__ = ["ENV_VARS", "Distributed", "agree", "agree_int", "initialize", "is_writer", "resolve"]
 
 ENV_VARS = {
     "coordinator_address": "ALGOPERF_REINIT_COORDINATOR",
@@ -118,3 +118,15 @@ def agree(value: bool) -> bool:
     from jax.experimental import multihost_utils
 
     return bool(multihost_utils.broadcast_one_to_all(np.asarray(value, dtype=np.bool_)))
+
+
+def agree_int(value: int) -> int:
+    """Process 0's ``value`` (an int32) on every process, e.g. a seed it drew at random."""
+    import jax
+
+    if jax.process_count() == 1:
+        return int(value)
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.asarray(value, dtype=np.int32)))

@@ -36,7 +36,7 @@ from algoperf_reinit import _validation as v
 from algoperf_reinit.run_protocol import RUN_DIR_ENV, RunArtifact
 from algoperf_reinit.runner.artifacts import artifact_patterns
 from algoperf_reinit.runner.checkpoint import find_checkpoints
-from algoperf_reinit.runner.distributed import initialize, is_writer, resolve
+from algoperf_reinit.runner.distributed import agree_int, initialize, is_writer, resolve
 from algoperf_reinit.runner.experiment import prepare_workload_dir
 from algoperf_reinit.runner.faults import SubmissionFault, fault_line
 from algoperf_reinit.runner.flags import (
@@ -75,7 +75,7 @@ def _seed(flags: RunnerFlags, workload_dir: pathlib.Path, out: TextIO) -> int:
                 print(f"--rng_seed=0 on resume: using the run's seed {seed} from {meta}",
                       file=out)
                 return int(seed)
-    seed = secrets.randbelow(2**31 - 1) + 1
+    seed = agree_int(secrets.randbelow(2**31 - 1) + 1)  # one seed for every process
     print(f"--rng_seed=0: using the random seed {seed} (pass --rng_seed={seed} to repeat)",
           file=out)
     return seed

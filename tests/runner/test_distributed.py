@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from algoperf_reinit.runner import ENV_VARS, Distributed
-from algoperf_reinit.runner.distributed import agree, is_writer, resolve
+from algoperf_reinit.runner.distributed import agree, agree_int, is_writer, resolve
 from algoperf_reinit.runner.flags import parse_flags
 
 
@@ -14,7 +14,7 @@ def layout(argv, environ=None):
 
 def test_one_process_by_default_and_process_0_writes():
     assert layout([]) == Distributed(None, 1, 0)
-    assert is_writer() and agree(True) and not agree(False)
+    assert is_writer() and agree(True) and not agree(False) and agree_int(7) == 7
 
 
 def test_flags_and_environment_variables():
