@@ -181,10 +181,18 @@ def run_trial(workload: Any, submission: Any, setup: TrialSetup, *,
     Returns:
       The :class:`TrialResult`.
 
+    The trial directory is locked while the trial runs (:mod:`.lock`); a trial
+    that fails before writing anything (e.g. ``init_optimizer_state`` rejecting its
+    hyperparameters) removes the directories it created. With several processes
+    only process 0 creates, locks and writes the directory (:mod:`.distributed`).
+
     Raises:
-      CheckpointError: resuming from a corrupt or mismatched checkpoint (nothing is
-        deleted).
-      ValueError: resuming a trial that holds results but no checkpoint.
+      CheckpointError: resuming when no checkpoint is intact, or from one of another
+        run (nothing is deleted).
+      TrialLockedError: another live process runs the trial.
+      ValueError: resuming a trial that holds results but no checkpoint; or
+        ``init_optimizer_state`` raised ``ValueError`` (``TypeError`` likewise).
+      SubmissionFault: the submission's code raised (the original is the cause).
     """
     trial_dir, writer = setup.trial_dir, is_writer()
     created = make_dirs(trial_dir) if writer else []
