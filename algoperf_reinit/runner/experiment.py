@@ -39,7 +39,7 @@ __all__ = [
 RUN_FILE_PATTERNS = (
     "flags_*.json", "meta_data_*.json", "hparams.json", "eval_measurements.csv",
     "measurements.csv", "summary.json", "checkpoint_*.msgpack", ".checkpoint_*", "*.tmp*",
-    "checkpoint_*.msgpack.corrupt", ".lock",
+    "checkpoint_*.msgpack.corrupt", ".lock", "run_metrics.png",
 )
 SUMMARY_JSON = "summary.json"
 """The trial's summary (written by the runner at the end of a trial)."""

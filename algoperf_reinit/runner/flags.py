@@ -64,6 +64,7 @@ class RunnerFlags:
     resume_last_run: bool = False
     save_checkpoints: bool = True
     keep_checkpoints: int = 2
+    plot_run: bool = True
     workload_kwargs: str = "{}"
     data_dir: str | None = None
     framework: str = "jax"
@@ -176,6 +177,8 @@ def _parser() -> argparse.ArgumentParser:
         ("overwrite", d.overwrite, "delete an existing <experiment_dir>/<name>/<workload>_jax"),
         ("resume_last_run", d.resume_last_run, "continue from the trials' last checkpoints"),
         ("save_checkpoints", d.save_checkpoints, "checkpoint at every eval and at the end"),
+        ("plot_run", d.plot_run, "draw run_metrics.png (validation metric, training loss, "
+         "learning rate, events) at the end of each trial"),
     ):
         p.add_argument(f"--{name}", nargs="?", const=True, default=default, type=_bool,
                        metavar="BOOL", help=help_text)

@@ -191,7 +191,8 @@ def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
         continue_past_target=flags.continue_past_target,
         save_checkpoints=flags.save_checkpoints, resume=flags.resume_last_run,
         fingerprint=fingerprint, flags={**flags.to_json_dict(), "rng_seed_used": seed},
-        progress_mode=flags.progress, keep_checkpoints=flags.keep_checkpoints)
+        progress_mode=flags.progress, keep_checkpoints=flags.keep_checkpoints,
+        plot_run=flags.plot_run)
 
 
 def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None) -> RunResult:
@@ -264,7 +265,8 @@ def _print_trial(result: TrialResult, artifacts: Sequence[RunArtifact], out: Tex
           f"{s['train_step_compilations']} train-step compilation(s), "
           f"{s['compilations_after_warmup']} compilation(s) on the clock after warm-up",
           file=out)
-    files = [("eval CSV", d / "eval_measurements.csv"), ("summary", d / "summary.json")]
+    files = [("eval CSV", d / "eval_measurements.csv"), ("summary", d / "summary.json"),
+             ("run plot", d / "run_metrics.png")]
     files += [("submission", path) for pattern in artifact_patterns(artifacts)
               for path in sorted(d.glob(pattern))]
     for label, path in files:

@@ -96,6 +96,7 @@ class TrialSetup:
       flags: all flag values, for ``flags_<p>.json``.
       progress_mode: see :class:`~algoperf_reinit.runner.progress.Progress`.
       keep_checkpoints: checkpoints kept (the newest ``N``).
+      plot_run: draw ``run_metrics.png`` when the trial ends (process 0).
     """
 
     trial_dir: pathlib.Path
@@ -113,6 +114,7 @@ class TrialSetup:
     flags: Mapping[str, Any]
     progress_mode: str = "auto"
     keep_checkpoints: int = 2
+    plot_run: bool = True
 
 
 @dataclasses.dataclass
@@ -319,8 +321,21 @@ def _finish(ctx: TrialContext, state: TrialState) -> TrialResult:
     if is_writer():
         write_json(ctx.trial_dir / SUMMARY_JSON, summary)
     save(ctx, state, final=True)  # after summary.json: a final checkpoint implies a summary
+    if is_writer() and ctx.setup.plot_run:
+        _draw_run_plot(ctx)
     return TrialResult(trial_dir=ctx.trial_dir, summary=summary, params=state.params,
                        model_state=state.model_state, eval_results=eval_results)
+
+
+def _draw_run_plot(ctx: TrialContext) -> None:
+    """``run_metrics.png``, after the trial's results are safe: a picture that cannot
+    be drawn is reported, never a failed trial."""
+    from algoperf_reinit.run_plot import draw_run_plot
+
+    try:
+        draw_run_plot(ctx.trial_dir)
+    except Exception as e:  # the results are written; only the picture is lost
+        ctx.progress.message(f"run_metrics.png not drawn ({type(e).__name__}: {e})")
 
 
 def _by_function(counter: CompileCounter) -> dict[str, int]:
