@@ -7,9 +7,12 @@ random subset of tokens), which AlgoPerf's rules forbid a submission: this runs 
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
 from typing import Any, NamedTuple
 
+import absl.flags
 import jax
 import jax.numpy as jnp
 import optax
@@ -28,10 +31,18 @@ from algoperf_reinit.data_efficiency import (
     set_layer_tokens,
     step_layer_tokens,
 )
-from algoperf_reinit.submission import replicated, resolve_hparams, training_complete_error
+from algoperf_reinit.run_protocol import RunArtifact
+from algoperf_reinit.submission import (
+    harness_run_dir,
+    replicated,
+    resolve_hparams,
+    training_complete_error,
+)
 
 CONFIG_PATH = pathlib.Path(__file__).with_name("ds_config.json")
 BATCH_SIZES = {"stdlib_lm": 32, "stdlib_lm_4x256": 32}
+SUMMARY_FILE = "random_ltd_summary.json"
+_RUN_DIR = harness_run_dir(absl.flags.FLAGS, os.environ)
 
 
 class Host(NamedTuple):
@@ -44,6 +55,7 @@ class Host(NamedTuple):
     train_step: Any
     seq_len: int
     budget: int
+    run_dir: pathlib.Path
 
 
 def get_batch_size(workload_name):
@@ -72,7 +84,7 @@ def _train_step(workload, tx, factory):
 
 
 def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
-    del model_state, rng
+    del model_state
     hp = resolve_hparams(hyperparameters)
     config = parse_data_efficiency_config(CONFIG_PATH).data_routing.random_ltd
     scheduler = RandomLTDScheduler(config, min_clamp=True)
@@ -96,7 +108,7 @@ def init_optimizer_state(workload, model_params, model_state, hyperparameters, r
     host = Host(scheduler, buckets, LayerTokenCounter.from_config(config),
                 ShapeCounter(bound=len(buckets)),
                 _train_step(workload, tx, block_factory_from_config(config)),
-                workload.seq_len, budget)
+                workload.seq_len, budget, _RUN_DIR(workload, hyperparameters, rng))
     # Replicated before the first step, or step 0 compiles a second time.
     return jax.device_put(tx.init(jax.device_put(model_params, replicated())), replicated()), host
 
@@ -126,6 +138,9 @@ def prepare_for_eval(workload, current_param_container, current_params_types, mo
                      rng):
     del workload, current_params_types, hyperparameters, loss_type, eval_results
     del global_step, rng
+    host = optimizer_state[1]
+    host.run_dir.mkdir(parents=True, exist_ok=True)
+    (host.run_dir / SUMMARY_FILE).write_text(json.dumps(summary(optimizer_state), indent=1))
     return optimizer_state, current_param_container, model_state
 
 
@@ -136,8 +151,13 @@ def data_selection(workload, input_queue, optimizer_state, current_param_contain
     return next(input_queue)
 
 
+def run_artifacts():
+    """The file this submission writes into the run directory (our runner's hook)."""
+    return [RunArtifact(SUMMARY_FILE)]
+
+
 def summary(optimizer_state) -> dict[str, Any]:
-    """Compilations per kept length and both layer-token counts (for a run's report)."""
+    """Compilations per kept length and both layer-token counts (written at each eval)."""
     _, host = optimizer_state
     return {"shapes": host.shapes.summary(), "layer_tokens": host.counter.layer_tokens,
             "deepspeed_consumed_layer_tokens": host.scheduler.state.consumed_layer_tokens}

@@ -33,8 +33,13 @@ def test_runs_on_the_runner(tmp_path, capsys):
                  "--tuning_ruleset=self", "--max_global_steps=3", "--eval_every_steps=100",
                  "--rng_seed=1", "--progress=none", f"--workload_kwargs={json.dumps(kwargs)}"])
     assert code == 0, capsys.readouterr()
-    summary = json.loads((tmp_path / "e2e" / "stdlib_lm_4x256_jax" / "trial_1"
-                          / "summary.json").read_text())
+    trial = tmp_path / "e2e" / "stdlib_lm_4x256_jax" / "trial_1"
+    summary = json.loads((trial / "summary.json").read_text())
     assert summary["global_steps"] == 3
     assert summary["compilations"]["by_function"]["jit(train_step)"] == 1  # one kept length
     assert summary["final_eval"]["validation/loss"] > 0
+    ltd = json.loads((trial / "random_ltd_summary.json").read_text())
+    assert ltd["shapes"]["per_shape"] == {"64": {"steps": 3, "compilations": 1}}
+    assert ltd["shapes"]["within_bound"]
+    # layers 1, 2 keep 64 of 256 tokens, layers 0, 3 all: 32 * (64 * 2 + 256 * 2) per step
+    assert ltd["layer_tokens"] == ltd["deepspeed_consumed_layer_tokens"] == 3 * 32 * 640
