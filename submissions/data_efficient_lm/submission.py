@@ -1,4 +1,4 @@
-"""Data-efficient LM: NAdamW with random-LTD and a layer-token learning rate (our runner only).
+"""Data-efficient LM: NAdamW, a sequence-length curriculum, random-LTD, a layer-token LR.
 
 Random-LTD changes the model (layers ``random_ltd_layer_id`` of ``stdlib_lm`` run on a
 random subset of tokens), which AlgoPerf's rules forbid a submission: this runs on
@@ -7,6 +7,7 @@ random subset of tokens), which AlgoPerf's rules forbid a submission: this runs 
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import pathlib
@@ -19,17 +20,21 @@ import optax
 
 from algoperf_reinit import optim
 from algoperf_reinit.data_efficiency import (
+    CurriculumScheduler,
     LayerTokenCounter,
     LayerTokenLRScheduleConfig,
     RandomLTDScheduler,
     ShapeBuckets,
     ShapeCounter,
     block_factory_from_config,
+    curriculum_runs,
+    joint_runs,
     layer_token_lr_table,
     monotone_runs,
     parse_data_efficiency_config,
     set_layer_tokens,
     step_layer_tokens,
+    truncate_batch,
 )
 from algoperf_reinit.run_protocol import RunArtifact
 from algoperf_reinit.submission import (
@@ -49,13 +54,18 @@ class Host(NamedTuple):
     """The run's host side: schedules, counters and the jitted step (no arrays)."""
 
     scheduler: RandomLTDScheduler  # DeepSpeed's kept length and consumed_layer_tokens
-    buckets: ShapeBuckets  # at most 8 kept lengths per run
+    starts: list[int]  # the joint schedule's runs: first step of each
+    shapes_of_runs: list[tuple[int, int]]  # their bucketed (sequence length, kept length)
     counter: LayerTokenCounter  # layer tokens really computed: the LR clock
-    shapes: ShapeCounter  # steps and compilations per kept length
+    shapes: ShapeCounter  # steps and compilations per (sequence length, kept length)
     train_step: Any
     seq_len: int
     budget: int
     run_dir: pathlib.Path
+
+    def shape(self, global_step: int) -> tuple[int, int]:
+        """The bucketed (sequence length, kept length) of a step (pure)."""
+        return self.shapes_of_runs[bisect.bisect_right(self.starts, global_step) - 1]
 
 
 def get_batch_size(workload_name):
@@ -83,32 +93,46 @@ def _train_step(workload, tx, factory):
     return jax.jit(train_step, static_argnums=4, donate_argnums=(0, 1))
 
 
+def _schedules(workload):
+    """The curriculum's and random-LTD's schedules, zipped into one bucketed schedule."""
+    config = parse_data_efficiency_config(CONFIG_PATH)
+    ltd = config.data_routing.random_ltd
+    if ltd.random_ltd_schedule.max_value != workload.seq_len:
+        raise ValueError(f"{ltd.key_path}.random_ltd_schedule.max_value must be the "
+                         f"workload's seq_len {workload.seq_len}, got "
+                         f"{ltd.random_ltd_schedule.max_value}; edit {CONFIG_PATH.name}")
+    curriculum = CurriculumScheduler(
+        config.data_sampling.curriculum_learning.curriculum_metrics["seqlen_truncate"])
+    scheduler = RandomLTDScheduler(ltd, min_clamp=True)
+    # Global step g: curriculum step g + 1 (DeepSpeed's), random-LTD step g.
+    ltd_runs = monotone_runs(lambda s: scheduler.get_value(s - 1), first_step=1,
+                             max_value=workload.seq_len,
+                             initial=ltd.random_ltd_schedule.min_value)
+    runs = joint_runs(curriculum_runs(curriculum), ltd_runs)
+    buckets = ShapeBuckets.from_runs(runs)  # one bound (8) for the pairs
+    starts = [r.start - 1 for r in runs]
+    shapes = [tuple(min(int(v), workload.seq_len) for v in buckets(r.value)) for r in runs]
+    return ltd, scheduler, starts, shapes, len(buckets)
+
+
 def init_optimizer_state(workload, model_params, model_state, hyperparameters, rng):
     del model_state
     hp = resolve_hparams(hyperparameters)
-    config = parse_data_efficiency_config(CONFIG_PATH).data_routing.random_ltd
-    scheduler = RandomLTDScheduler(config, min_clamp=True)
-    if config.random_ltd_schedule.max_value != workload.seq_len:
-        raise ValueError(f"{config.key_path}.random_ltd_schedule.max_value must be the "
-                         f"workload's seq_len {workload.seq_len}, got "
-                         f"{config.random_ltd_schedule.max_value}; edit {CONFIG_PATH.name}")
-    runs = monotone_runs(scheduler.get_value, first_step=0, max_value=workload.seq_len,
-                         initial=config.random_ltd_schedule.min_value)
-    buckets = ShapeBuckets.from_runs(runs)
+    config, scheduler, starts, shapes, bound = _schedules(workload)
     budget = max(int(workload.step_hint * hp.budget_fraction), 1)
+    host = Host(scheduler, starts, shapes, LayerTokenCounter.from_config(config),
+                ShapeCounter(bound=bound), None, workload.seq_len, budget,
+                _RUN_DIR(workload, hyperparameters, rng))
     # The layer-token budget: what the bucketed schedule computes over the step budget.
-    total = sum(step_layer_tokens(config.global_batch_size, workload.seq_len,
-                                  buckets(scheduler.get_value(s)), config.total_layer_num,
-                                  config.random_ltd_layer_num) for s in range(budget))
+    total = sum(step_layer_tokens(config.global_batch_size, *host.shape(s),
+                                  config.total_layer_num, config.random_ltd_layer_num)
+                for s in range(budget))
     lr = LayerTokenLRScheduleConfig(enabled=True, total_layer_tokens=total,
                                     warmup_layer_tokens=int(hp.warmup_factor * total))
     tx = optim.nadamw(layer_token_lr_table(lr, hp.learning_rate), b2=hp.beta2,
                       weight_decay=hp.weight_decay, one_minus_beta1=hp.one_minus_beta1,
                       clock="layer_tokens")
-    host = Host(scheduler, buckets, LayerTokenCounter.from_config(config),
-                ShapeCounter(bound=len(buckets)),
-                _train_step(workload, tx, block_factory_from_config(config)),
-                workload.seq_len, budget, _RUN_DIR(workload, hyperparameters, rng))
+    host = host._replace(train_step=_train_step(workload, tx, block_factory_from_config(config)))
     # Replicated before the first step, or step 0 compiles a second time.
     return jax.device_put(tx.init(jax.device_put(model_params, replicated())), replicated()), host
 
@@ -121,15 +145,19 @@ def update_params(workload, current_param_container, current_params_types, model
     if global_step >= host.budget:
         raise training_complete_error()(f"data_efficient_lm: the budget of {host.budget} "
                                         "steps is over")
-    kept = host.buckets(host.scheduler.update_seq(global_step))
-    keep = None if kept >= host.seq_len else kept
+    host.scheduler.update_seq(global_step)  # DeepSpeed's consumed_layer_tokens
+    seq, kept = host.shape(global_step)
+    if batch["inputs"].shape[1] != seq:
+        raise ValueError(f"batch length {batch['inputs'].shape[1]} at step {global_step}, "
+                         f"expected {seq}: the batch must come from data_selection")
+    keep = None if kept >= seq else kept
     opt_state = set_layer_tokens(opt_state, host.counter.layer_tokens)  # before this step
     params, opt_state = jax.device_put((current_param_container, opt_state), replicated())
     params, opt_state = host.train_step(params, opt_state, batch, rng, keep)
-    host.counter.update(global_step, seq_len=host.seq_len, kept=keep,
+    host.counter.update(global_step, seq_len=seq, kept=keep,
                         batch_size=batch["inputs"].shape[0])
-    host.shapes.record_step(kept)
-    host.shapes.observe_cache_size(kept, host.train_step._cache_size())
+    host.shapes.record_step((seq, kept))
+    host.shapes.observe_cache_size((seq, kept), host.train_step._cache_size())
     return (opt_state, host), params, model_state
 
 
@@ -146,9 +174,9 @@ def prepare_for_eval(workload, current_param_container, current_params_types, mo
 
 def data_selection(workload, input_queue, optimizer_state, current_param_container,
                    model_state, hyperparameters, global_step, rng):
-    del workload, optimizer_state, current_param_container, model_state, hyperparameters
-    del global_step, rng
-    return next(input_queue)
+    del workload, current_param_container, model_state, hyperparameters, rng
+    seq, _ = optimizer_state[1].shape(global_step)
+    return truncate_batch(next(input_queue), seq)  # the curriculum's length
 
 
 def run_artifacts():

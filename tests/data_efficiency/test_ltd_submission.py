@@ -1,6 +1,7 @@
 """submissions/data_efficient_lm end to end on our runner (short), and its API pieces."""
 
 import importlib.util
+import itertools
 import json
 import pathlib
 
@@ -39,7 +40,21 @@ def test_runs_on_the_runner(tmp_path, capsys):
     assert summary["compilations"]["by_function"]["jit(train_step)"] == 1  # one kept length
     assert summary["final_eval"]["validation/loss"] > 0
     ltd = json.loads((trial / "random_ltd_summary.json").read_text())
-    assert ltd["shapes"]["per_shape"] == {"64": {"steps": 3, "compilations": 1}}
-    assert ltd["shapes"]["within_bound"]
-    # layers 1, 2 keep 64 of 256 tokens, layers 0, 3 all: 32 * (64 * 2 + 256 * 2) per step
-    assert ltd["layer_tokens"] == ltd["deepspeed_consumed_layer_tokens"] == 3 * 32 * 640
+    # Steps 0-2: curriculum length 64, kept length 64 (no dropping at that length).
+    assert ltd["shapes"]["per_shape"] == {"64x64": {"steps": 3, "compilations": 1}}
+    assert ltd["shapes"]["within_bound"] and ltd["shapes"]["bound"] == 8
+    assert ltd["layer_tokens"] == 3 * 32 * 64 * 4  # what ran: 64 tokens through 4 layers
+    # DeepSpeed's count: scheduled kept length 64 in layers 1, 2, max_value 256 in 0, 3
+    assert ltd["deepspeed_consumed_layer_tokens"] == 3 * 32 * (64 * 2 + 256 * 2)
+
+
+def test_joint_schedule_of_the_config():
+    from algoperf_reinit_workloads import StdlibLM4x256Workload
+
+    module = load()
+    host_shapes = module._schedules(StdlibLM4x256Workload(num_eval_train_examples=8))
+    _, _, starts, shapes, bound = host_shapes
+    assert bound == len(set(shapes)) == 8  # 25 (length, kept) pairs in one bound of 8
+    assert starts[0] == 0 and shapes[0] == (64, 64) and shapes[-1] == (256, 256)
+    assert all(k <= s for s, k in shapes)
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(shapes))
