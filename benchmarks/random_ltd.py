@@ -21,8 +21,8 @@ Usage (from the repository root)::
 
   PYTHONPATH=. python benchmarks/random_ltd.py [--quick]
 
-``--quick`` (about 10 s) uses a smaller block and run and only reports; full mode exits 1
-when the target is missed.
+``--quick`` (about 20 s on 2 idle cores, mostly compilations) uses a smaller block and a
+2-layer run of 4 steps and only reports; full mode exits 1 when the target is missed.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class Mode(NamedTuple):
     width: int
     heads: int
     repeats: int
-    run_batch: int  # part 2: the train step
+    run_layers: int  # part 2: the train step; layers 1 .. run_layers - 2 drop (>= 1)
+    run_batch: int
     run_seq: int
     run_width: int
     run_steps: int
@@ -71,12 +72,12 @@ class Mode(NamedTuple):
     run_per_step: int
 
 
-FULL = Mode("full", batch=8, seq=512, width=256, heads=4, repeats=15, run_batch=8,
+FULL = Mode("full", batch=8, seq=512, width=256, heads=4, repeats=15, run_layers=4, run_batch=8,
             run_seq=256, run_width=128, run_steps=200, run_min=64, run_require=150,
             run_per_step=16)
-QUICK = Mode("quick", batch=2, seq=128, width=64, heads=4, repeats=3, run_batch=2,
-             run_seq=64, run_width=32, run_steps=6, run_min=32, run_require=3,
-             run_per_step=16)
+QUICK = Mode("quick", batch=2, seq=128, width=64, heads=4, repeats=3, run_layers=2,
+             run_batch=2, run_seq=64, run_width=32, run_steps=4, run_min=32, run_require=2,
+             run_per_step=32)
 
 
 def flops(tokens: int, width: int) -> int:
@@ -167,10 +168,17 @@ def make_train_step(model: TransformerLM, tx: optax.GradientTransformation) -> C
     return jax.jit(train_step, static_argnums=4, donate_argnums=(0, 1))
 
 
+def ltd_layers(mode: Mode) -> list[int]:
+    """The layers that drop tokens: all but the first and the last (at least layer 1)."""
+    return list(range(1, max(2, mode.run_layers - 1)))
+
+
 def schedule(mode: Mode) -> tuple[RandomLTDScheduler, ShapeBuckets]:
     """DeepSpeed's fixed_linear kept lengths of the run and their buckets."""
+    ids = ltd_layers(mode)
     scheduler = RandomLTDScheduler({
-        "total_layer_num": 4, "random_ltd_layer_num": 2, "random_ltd_layer_id": [1, 2],
+        "total_layer_num": mode.run_layers, "random_ltd_layer_num": len(ids),
+        "random_ltd_layer_id": ids,
         "global_batch_size": mode.run_batch,
         "random_ltd_schedule": {"min_value": mode.run_min, "max_value": mode.run_seq,
                                 "schedule_type": "fixed_linear",
@@ -185,8 +193,9 @@ def schedule(mode: Mode) -> tuple[RandomLTDScheduler, ShapeBuckets]:
 def run_arm(mode: Mode, ltd: bool) -> RunResult:
     """A run of ``run_steps`` steps: bucketed random-LTD or dense."""
     scheduler, buckets = schedule(mode)
-    factory = random_ltd_block_factory([1, 2]) if ltd else None
-    kwargs = dict(max_len=mode.run_seq, width=mode.run_width, num_layers=4, num_heads=4,
+    factory = random_ltd_block_factory(ltd_layers(mode)) if ltd else None
+    kwargs = dict(max_len=mode.run_seq, width=mode.run_width, num_layers=mode.run_layers,
+                  num_heads=4,
                   mlp_dim=4 * mode.run_width, block_factory=factory)
     tokens = jax.random.randint(jax.random.key(0), (mode.run_batch, mode.run_seq + 1), 0, 256)
     params = TransformerLM(**kwargs).init(jax.random.key(1), tokens[:, :-1])
@@ -226,7 +235,8 @@ def _report_blocks(results: dict[str, tuple[float, float]], mode: Mode) -> tuple
 
 
 def _report_run(ltd: RunResult, dense: RunResult, mode: Mode) -> list[str]:
-    lines = [f"## 2. Train step, 4 layers (ids 1, 2 drop), B {mode.run_batch}, "
+    lines = [f"## 2. Train step, {mode.run_layers} layers (ids "
+             f"{', '.join(map(str, ltd_layers(mode)))} drop), B {mode.run_batch}, "
              f"S {mode.run_seq}, D {mode.run_width}; kept {mode.run_min} -> {mode.run_seq} "
              f"over {mode.run_require} steps (seq_per_step {mode.run_per_step}), "
              f"{mode.run_steps} steps", ""]
@@ -264,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns 1 in full mode when the target is missed, else 0."""
     return _report.quick_or_full(
         argv, script="random_ltd.py", description=__doc__.splitlines()[0],
-        quick_help="smoke-test sizes (~10 s): a smaller block and run; only reports",
+        quick_help="smoke-test sizes (~20 s): a smaller block and run; only reports",
         full=FULL, quick=QUICK, describe=describe, run=run)
 
 

@@ -9,6 +9,8 @@ that submissions and runners use, with data that ships inside installed packages
 * :class:`StdlibLMWorkload` (``'stdlib_lm'``): a byte-level decoder-only
   transformer on the Python standard library's own source files; target
   ``validation/loss <=`` the value in its docstring.
+* :class:`StdlibLM4x256Workload` (``'stdlib_lm_4x256'``): the same with 4 layers over
+  256-byte sequences (for random-LTD).
 
 ``WORKLOADS`` maps names to classes; :func:`get_workload` builds one by name.
 """
@@ -28,7 +30,7 @@ from algoperf_reinit_workloads.spec import (
     ShapeTuple,
     TrainingCompleteError,
 )
-from algoperf_reinit_workloads.stdlib_lm import StdlibLMWorkload
+from algoperf_reinit_workloads.stdlib_lm import StdlibLM4x256Workload, StdlibLMWorkload
 
 __all__ = [
     "WORKLOADS",
@@ -38,6 +40,7 @@ __all__ = [
     "LossType",
     "ParameterType",
     "ShapeTuple",
+    "StdlibLM4x256Workload",
     "StdlibLMWorkload",
     "TrainingCompleteError",
     "get_workload",
@@ -47,7 +50,8 @@ __all__ = [
 ]
 
 WORKLOADS: types.MappingProxyType[str, type[BaseWorkload]] = types.MappingProxyType(
-    {"digits": DigitsWorkload, "stdlib_lm": StdlibLMWorkload}
+    {"digits": DigitsWorkload, "stdlib_lm": StdlibLMWorkload,
+     "stdlib_lm_4x256": StdlibLM4x256Workload}
 )
 
 

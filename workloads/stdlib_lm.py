@@ -19,6 +19,17 @@ subset is ``num_eval_train_examples`` evenly spaced training windows.
 
 Metrics: ``loss`` (mean next-byte cross-entropy in nats/byte, weighted by
 ``weights``) and ``accuracy`` (next-byte top-1). Target: ``validation/loss``.
+
+Random-LTD: ``block_factory(layer_id, block, keep)`` (a constructor argument, e.g.
+``algoperf_reinit.data_efficiency.random_ltd_block_factory``; this module does not
+import the library) may wrap chosen layers; ``model_fn``'s static keyword
+``random_ltd_keep`` is the kept length (``None``: dense) and the wrapped layers draw
+from the ``'random_ltd'`` RNG stream, folded from ``model_fn``'s ``rng`` (the
+``'dropout'`` stream stays ``rng`` itself). Nothing about it is a mutable attribute of
+the workload: each kept length is a (cached) clone of the model and a new
+compilation of the caller's jitted step. ``stdlib_lm_4x256``
+(:class:`StdlibLM4x256Workload`) is the variant with layers for random-LTD to act
+on: 4 layers, 256-byte sequences.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ import json
 import math
 import os
 import sysconfig
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import flax
@@ -41,13 +52,22 @@ from algoperf_reinit_workloads import spec
 from algoperf_reinit_workloads.base import BaseWorkload
 from algoperf_reinit_workloads.transformer import TransformerLM
 
-__all__ = ["FILE_LIST_NAME", "StdlibCorpus", "StdlibLMWorkload", "load_stdlib_corpus"]
+__all__ = [
+    "FILE_LIST_NAME",
+    "RANDOM_LTD_RNG",
+    "StdlibCorpus",
+    "StdlibLM4x256Workload",
+    "StdlibLMWorkload",
+    "load_stdlib_corpus",
+]
 
 FILE_LIST_NAME = "stdlib_lm_files.json"
 SPLITS = ("train", "validation", "test")
 SEPARATOR = b"\x00"
 VOCAB_SIZE = 256
 MISSING_POLICIES = ("error", "skip")
+RANDOM_LTD_RNG = "random_ltd"
+_RANDOM_LTD_FOLD = 0x4C5444  # fold_in(rng, ...) gives the 'random_ltd' stream
 
 _MISSING_MSG = (
     "{n} file(s) of the pinned stdlib_lm file list are missing under {root!r}: {files}. "
@@ -169,6 +189,8 @@ class StdlibLMWorkload(BaseWorkload):
       num_eval_train_examples: size of the eval-train subset.
       eval_batch_size: default global eval batch size.
       stdlib_dir, file_list, missing: see :func:`load_stdlib_corpus`.
+      block_factory: ``(layer_id, block, keep) -> module`` to wrap chosen layers
+        (random-LTD), or ``None``.
 
     Example:
       >>> from algoperf_reinit_workloads import StdlibLMWorkload
@@ -199,8 +221,11 @@ class StdlibLMWorkload(BaseWorkload):
         stdlib_dir: str | os.PathLike | None = None,
         file_list: str | os.PathLike | None = None,
         missing: str = "error",
+        block_factory: Callable[[int, Any, int | None], Any] | None = None,
     ) -> None:
         super().__init__(eval_batch_size=eval_batch_size)
+        if block_factory is not None and not callable(block_factory):
+            raise v.type_error("block_factory", block_factory, "a callable or None")
         for name, value in dict(
             seq_len=seq_len,
             width=width,
@@ -223,7 +248,10 @@ class StdlibLMWorkload(BaseWorkload):
             num_layers=num_layers,
             num_heads=num_heads,
             mlp_dim=mlp_dim,
+            block_factory=block_factory,
         )
+        self._block_factory = block_factory
+        self._ltd_models: dict[int, TransformerLM] = {}
         self.corpus = load_stdlib_corpus(stdlib_dir, file_list, missing)
         train = self.corpus.splits["train"]
         self._num_train = (len(train) - 1) // seq_len
@@ -306,6 +334,7 @@ class StdlibLMWorkload(BaseWorkload):
                  model_state: spec.ModelAuxiliaryState, train: bool,
                  rng: spec.RandomState | None, update_batch_norm: bool,
                  dropout_rate: jax.typing.ArrayLike = 0.0,
+                 random_ltd_keep: int | None = None,
                  ) -> tuple[jax.Array, spec.ModelAuxiliaryState]:
         """Forward pass (``model_fn(params, batch, model_state, mode, rng, ...)``).
 
@@ -318,13 +347,25 @@ class StdlibLMWorkload(BaseWorkload):
           rng: dropout key (TRAIN with a non-zero ``dropout_rate``).
           update_batch_norm: ignored (no batch norm).
           dropout_rate: embedding and residual dropout; default 0.0.
+          random_ltd_keep: static kept length of the wrapped layers (TRAIN with a
+            ``block_factory``; ``None``: dense); needs ``rng`` in TRAIN.
 
         Returns:
           ``(logits (B, L, 256), model_state)``.
+
+        Raises:
+          ValueError: for ``random_ltd_keep`` without a ``block_factory``, or in TRAIN
+            without ``rng``.
         """
         del update_batch_norm
-        rngs = {"dropout": rng} if train and rng is not None else {}
-        logits = self._model.apply(
+        model = self._model_for(random_ltd_keep)
+        rngs = {}
+        if train and rng is not None:
+            rngs = {"dropout": rng, RANDOM_LTD_RNG: jax.random.fold_in(rng, _RANDOM_LTD_FOLD)}
+        elif train and random_ltd_keep is not None:
+            raise v.value_error("rng", rng, "a key in TRAIN mode with random_ltd_keep",
+                                fix="the kept tokens are drawn from it")
+        logits = model.apply(
             {"params": params},
             batch["inputs"],
             positions=batch.get("positions"),
@@ -333,6 +374,18 @@ class StdlibLMWorkload(BaseWorkload):
             rngs=rngs,
         )
         return logits, model_state
+
+    def _model_for(self, keep: int | None) -> TransformerLM:
+        """The model with ``random_ltd_keep=keep`` (cached per kept length)."""
+        if keep is None:
+            return self._model
+        keep = v.integer("random_ltd_keep", keep, minimum=0)
+        if self._block_factory is None:
+            raise v.value_error("random_ltd_keep", keep, "None without a block_factory",
+                                fix="build the workload with block_factory=... to wrap layers")
+        if keep not in self._ltd_models:
+            self._ltd_models[keep] = self._model.clone(random_ltd_keep=keep)
+        return self._ltd_models[keep]
 
     def metadata(self) -> dict[str, Any]:
         meta = super().metadata()
@@ -350,3 +403,23 @@ class StdlibLMWorkload(BaseWorkload):
             **self.config,
         )
         return meta
+
+
+class StdlibLM4x256Workload(StdlibLMWorkload):
+    """``stdlib_lm_4x256``: 4 layers over 256-byte sequences (random-LTD has layers to act on).
+
+    Defaults: ``seq_len=256``, ``num_layers=4``, ``width=128``, ``num_heads=4``,
+    ``mlp_dim=512`` (other sizes may be given, as for :class:`StdlibLMWorkload`).
+    The target, ``step_hint`` and budget are provisional: inherited from
+    ``stdlib_lm`` until the baseline procedure in ``benchmarks/README.md`` (the
+    baseline's median validation loss at ``step_hint`` over 3 seeds, rounded up) has
+    been run on this variant.
+    """
+
+    name = "stdlib_lm_4x256"
+
+    def __init__(self, **kwargs: Any) -> None:
+        for key, value in dict(seq_len=256, num_layers=4, width=128, num_heads=4,
+                               mlp_dim=512).items():
+            kwargs.setdefault(key, value)
+        super().__init__(**kwargs)

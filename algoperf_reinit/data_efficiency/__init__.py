@@ -4,7 +4,8 @@ Host side (NumPy only, never JAX): the ``data_efficiency`` configuration of a
 DeepSpeed JSON config, the curriculum and random-LTD schedules, the offline data
 analyzer with DeepSpeed's index-file format, and the curriculum data sampler.
 Device side: jitted gathers of examples by sample id, the sequence-length curriculum
-and random layerwise token dropping.
+and random layerwise token dropping (ops, a flax wrapper, layer-token counters and the
+learning rate on a ``layer_tokens`` clock).
 
 The package never imports ``algoperf_reinit.runner``, ``algoperf_reinit.submission``,
 ``algoperf_reinit.plotting``, ``algoperf_reinit.reinit``, the bundled workloads,

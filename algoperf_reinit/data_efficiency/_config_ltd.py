@@ -11,9 +11,9 @@ random_ltd``:
 * :class:`LayerTokenLRScheduleConfig`: ``layer_token_lr_schedule``.
   ``enabled: true`` is accepted and validated (``total_layer_tokens`` required;
   ``warmup_type`` ``linear``; ``warmup_layer_tokens`` default 0): DeepSpeed raises
-  ``NotImplementedError``; we implement the schedule as a learning-rate clock of
-  consumed layer tokens (issue 10), outside the kept-length scheduler, which only
-  counts the tokens. A block without ``enabled`` is an error (DeepSpeed fails with
+  ``NotImplementedError``; we implement the schedule on a ``layer_tokens`` clock of
+  the cycle tables (``layer_token_lr_table``, ``_layer_tokens``), outside the
+  kept-length scheduler, which only counts the tokens. A block without ``enabled`` is an error (DeepSpeed fails with
   ``KeyError('enabled')``).
 """
 
@@ -146,7 +146,7 @@ class LayerTokenLRScheduleConfig:
     Disabled, its other keys are dropped. Enabled: ``total_layer_tokens`` (int
     ``>= 1``) is required; ``warmup_type`` is ``linear``; ``warmup_layer_tokens`` (int
     in ``[0, total_layer_tokens]``) defaults to 0. DeepSpeed names these keys but
-    raises ``NotImplementedError``; the schedule itself is built elsewhere (issue 10).
+    raises ``NotImplementedError``; ``layer_token_lr_table`` builds the schedule.
 
     Attributes:
       enabled: whether the layer-token LR schedule is used.

@@ -28,9 +28,9 @@ not at the first update); :meth:`get_total_layer_tokens` does not mutate the sch
 what DeepSpeed's returns on a fresh scheduler; :meth:`load_state_dict` checks that
 ``min_value``/``max_value`` match the configuration (DeepSpeed overwrites its schedule's
 bounds with the checkpoint's); ``layer_token_lr_schedule.enabled`` is accepted
-(DeepSpeed: ``NotImplementedError``) — this scheduler counts the tokens, the
-layer-token learning-rate schedule is built on them elsewhere (issue 10); a negative
-step is a ``ValueError``.
+(DeepSpeed: ``NotImplementedError``) — this scheduler counts DeepSpeed's tokens; the
+tokens really computed (``LayerTokenCounter``) drive the layer-token learning rate
+(``layer_token_lr_table``, in ``_layer_tokens``); a negative step is a ``ValueError``.
 """
 
 from __future__ import annotations

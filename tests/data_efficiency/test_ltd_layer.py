@@ -285,3 +285,15 @@ class TestFactory:
             random_ltd_block_factory([0])(0, nn.Dense(2), 4.0)
         with pytest.raises(TypeError, match="layer_id must be"):
             random_ltd_block_factory([0])("0", nn.Dense(2), 4)
+
+
+def test_keep_zero_is_the_identity():
+    # DeepSpeed can schedule 0 kept tokens (no lower clamp): the block sees nothing.
+    x, _ = inputs()
+    wrapped = RandomLTDBlock(Plain(), keep=0)
+    params = init(wrapped, x, None)
+    out, idx = run(wrapped, params, x, None)
+    assert idx.shape == (B, 0)
+    np.testing.assert_array_equal(out, x)
+    grads = jax.grad(lambda p: run(wrapped, p, x, None)[0].sum())(params)
+    assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(grads))

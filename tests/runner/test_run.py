@@ -113,7 +113,7 @@ def test_default_job_shows_cycles_resets_and_an_early_stop(run_cli):
 
 @pytest.mark.parametrize(("args", "message"), [
     (("--submission_path=nowhere/submission.py",), "submission file 'nowhere/submission.py' not found"),
-    (("--workload=imagenet",), "--workload must be one of 'digits', 'stdlib_lm', got 'imagenet'"),
+    (("--workload=imagenet",), "--workload must be one of 'digits', 'stdlib_lm', 'stdlib_lm_4x256', got 'imagenet'"),
     (("--workload_kwargs={\"bogus\": 1}",), "do not fit workload 'digits'"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(run_cli, tmp_path, args, message):

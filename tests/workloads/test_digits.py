@@ -126,7 +126,7 @@ def test_targets_and_logger(workload):
 def test_registry_and_metadata(workload):
     assert WORKLOADS["digits"] is DigitsWorkload
     assert isinstance(get_workload("digits", hidden_sizes=HIDDEN), DigitsWorkload)
-    with pytest.raises(ValueError, match="name must be one of 'digits', 'stdlib_lm', got 'mnist'"):
+    with pytest.raises(ValueError, match="name must be one of 'digits', 'stdlib_lm', 'stdlib_lm_4x256', got 'mnist'"):
         get_workload("mnist")
     meta = workload.metadata()
     json.dumps(meta)  # primitives only
