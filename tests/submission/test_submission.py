@@ -164,5 +164,5 @@ def test_only_process_0_writes_the_hyperparameter_report(tmp_path, monkeypatch, 
 
 
 def test_on_non_finite_is_validated():
-    with pytest.raises(ValueError, match="SubmissionConfig.on_non_finite must be one of"):
+    with pytest.raises(ValueError, match=r"SubmissionConfig\.on_non_finite must be one of"):
         dataclasses.replace(config(), on_non_finite="ignore")
