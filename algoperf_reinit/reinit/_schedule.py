@@ -4,14 +4,18 @@ Called once per training step from the host (e.g. at the top of AlgoPerf's
 ``update_params``), :func:`model_reinit_schedule` does nothing on ordinary steps
 and, on the rare steps where something happens:
 
-1. feeds new ``validation/*`` results to the plateau detector; on a trigger it ends
+1. feeds new ``validation/*`` results to the plateau detector (its metric chosen from
+   the first evaluation, ``choose_plateau_metric``, and recorded as a
+   ``plateau_metric`` event; ``eval_results`` is checked: a list of ``(step, dict)``
+   with steps that never go backwards and never exceed ``global_step``); on a trigger it ends
    the current cycle at this step and redistributes the remaining budget over the
    cycles still to run (:func:`end_cycle_early`), then swaps the new cycle table in:
    into ``ReinitState.table``, the one authoritative copy (host numpy), and into the
    optimizer state, its device mirror (same shapes: the train step is not
    recompiled). Nothing else writes either copy;
 2. when a new cycle has begun, resets parameters, model state and optimizer state by
-   the configured policies (fresh parameters come from ``workload.init_model_fn``
+   the configured policies (as one function, jitted once per run with
+   :func:`make_reset_fn`; skipped as ``reset_skipped`` when ``can_reset()`` says no) (fresh parameters come from ``workload.init_model_fn``
    with a key derived from the state's key and the cycle index), and resets the
    plateau detector for the new cycle.
 

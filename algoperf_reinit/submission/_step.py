@@ -2,7 +2,8 @@
 
 AlgoPerf v0.6 runs every workload with ``jax.jit`` and ``NamedSharding`` on a 1-D
 mesh named ``'batch'``: parameters, model state and optimizer state replicated,
-batches sharded on their leading axis. The step below is compiled once per run:
+batches sharded on their leading axis. The step below is compiled once per run
+(it keeps the model state's leaf shapes, see :func:`keep_model_state_shapes`):
 the learning rate comes from the cycle table inside the optimizer state, and resets
 and early stops change only array values, never shapes or shardings.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "StepOutput",
     "batch_mesh",
     "batch_sharded",
+    "keep_model_state_shapes",
     "make_train_step",
     "replicated",
     "train_mode",
@@ -88,6 +90,28 @@ class StepOutput(NamedTuple):
     non_finite: jax.Array
 
 
+def keep_model_state_shapes(new: Any, old: Any) -> Any:
+    """``new`` model state with each leaf reshaped to ``old``'s shape where only the
+    shape differs (same size).
+
+    AlgoPerf v0.6's librispeech batch norm (conformer, deepspeech) stores its running
+    statistics with ``keepdims`` shapes, ``(1, 1, dim)`` after the first step instead of
+    the ``(dim,)`` it was built with, which would compile the train step a second time
+    at step 1. Values are unchanged; another structure is returned as it is.
+    """
+
+    def fix(n: Any, o: Any) -> Any:
+        shape_n, shape_o = getattr(n, "shape", None), getattr(o, "shape", None)
+        if shape_n is None or shape_o is None or shape_n == shape_o:
+            return n
+        return n.reshape(shape_o) if n.size == int(np.prod(shape_o)) else n
+
+    try:
+        return jax.tree.map(fix, new, old)
+    except (ValueError, TypeError):  # another tree structure: not ours to change
+        return new
+
+
 def make_train_step(
     workload: Any,
     tx: optax.GradientTransformation,
@@ -129,6 +153,7 @@ def make_train_step(
             return loss, new_model_state
 
         (loss, new_model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        new_model_state = keep_model_state_shapes(new_model_state, model_state)
         grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
                                  for g in jax.tree.leaves(grads)))
         scale = jnp.where((grad_clip > 0) & (grad_norm > grad_clip),

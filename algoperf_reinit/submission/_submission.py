@@ -147,7 +147,10 @@ class SubmissionConfig:
 
 
 class SubmissionState(NamedTuple):
-    """Element 0 of the optimizer state: everything that changes, as arrays."""
+    """Element 0 of the optimizer state: everything that changes, as arrays.
+
+    ``health`` holds the train step's non-finite flag (see ``_health``).
+    """
 
     optax: Any
     reinit: ReinitState
@@ -286,13 +289,12 @@ class CycleSubmission:
         # Replicated state every step (a no-op for arrays already replicated): the
         # harness's step-0 params and a reset's fresh arrays may be single-device, and
         # a new sharding would compile the step again (ALGOPERF_API.md §2).
-        params, model_state, opt_state = jax.device_put(
-            (out.params, out.model_state, out.opt_state), replicated())
+        params, model_state, opt_state, non_finite = jax.device_put(
+            (out.params, out.model_state, out.opt_state, state.health.non_finite), replicated())
         hp = stepper.hparams
         result = stepper.train_step(
             params, model_state, opt_state, batch, rng, np.float32(hp.label_smoothing),
-            np.float32(hp.dropout_rate or 0.0), np.float32(hp.grad_clip or 0.0),
-            state.health.non_finite,
+            np.float32(hp.dropout_rate or 0.0), np.float32(hp.grad_clip or 0.0), non_finite,
         )
         if global_step % self.config.log_every == 0:
             self._log(workload, global_step, result, out.state)

@@ -66,7 +66,7 @@ def make_table():
     return build_cycle_table(ScheduleConfig(num_cycles=3), STEPS, 3e-2, 0.1, capacity=4)
 
 
-def train(start, stop, carry, traces, step_fn=None):
+def train(start, stop, carry, traces, step_fn=None, reset_fn=None):
     """Runs steps [start, stop) of the AlgoPerf-like loop; returns the carry."""
     x, y = data()
     params, model_state, opt_state, rstate, eval_results, events = carry
@@ -83,7 +83,7 @@ def train(start, stop, carry, traces, step_fn=None):
     step_fn = step_fn or train_step
     for step in range(start, stop):
         out = model_reinit_schedule(step, workload, None, None, eval_results, rstate, params,
-                                    model_state, opt_state, CONFIG, tx=tx)
+                                    model_state, opt_state, CONFIG, tx=tx, reset_fn=reset_fn)
         params, model_state, opt_state, rstate = out.params, out.model_state, out.opt_state, out.state
         events = events + list(out.events)
         sl = slice(step * BATCH, (step + 1) * BATCH)
@@ -228,3 +228,16 @@ def test_a_reset_touches_only_the_leaves_of_the_given_mask():
     out = model_reinit_schedule(boundary, TinyWorkload(), None, None, [], rstate, params,
                                 model_state, opt_state, config, mask=narrower)
     assert out.params["Dense_1"]["bias"] is params["Dense_1"]["bias"]  # the mask decides
+
+
+def test_a_jitted_reset_fn_compiles_once_and_matches_the_eager_reset(full_run):
+    from algoperf_reinit.reinit import make_reset_fn
+
+    (params_full, _, _, rstate_full, _, events_full), _ = full_run
+    reset_fn = make_reset_fn(CONFIG, TinyWorkload(), tx=nadamw(make_table()))
+    params, _, _, rstate, _, events = train(0, STEPS, initial_carry(), [], reset_fn=reset_fn)
+    assert [(e.step, e.kind) for e in events] == [(e.step, e.kind) for e in events_full]
+    assert int(rstate.num_resets) == int(rstate_full.num_resets) >= 2
+    assert reset_fn._cache_size() == 1
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                 params, params_full)

@@ -154,3 +154,9 @@ def test_skipped_stops_are_drawn_and_the_metric_choice_is_not(tmp_path, monkeypa
     assert drawn[-1] == ["early_stop_skipped"]
     kinds = [r["kind"] for r in csv.DictReader((tmp_path / "events.csv").open())]
     assert kinds == ["plateau_metric", "early_stop_skipped"]
+
+
+def test_run_artifacts_declare_the_hyperparameter_report():
+    from algoperf_reinit.submission import run_artifacts
+
+    assert "hparams_resolved.json" in [a.name for a in run_artifacts()]

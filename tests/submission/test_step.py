@@ -143,3 +143,35 @@ class TestMakeTrainStep:
         assert workload.traced_kwargs == [use_dropout_arg]
         grad = oracle_grad(p["w"], b, dropout_rate=0.25 if use_dropout_arg else None)
         np.testing.assert_allclose(out.params["w"], np.asarray(p["w"]) - LR * grad, rtol=1e-5)
+
+
+class KeepdimsStats(Linear):
+    """Batch-norm statistics updated with keepdims, as AlgoPerf's librispeech models do:
+    built as (FEATURES,), returned as (1, FEATURES)."""
+
+    def model_fn(self, params, batch, model_state, mode, rng, update_batch_norm,
+                 dropout_rate=NO_DROPOUT):
+        logits = batch["inputs"] @ params["w"]
+        mean = jnp.mean(batch["inputs"], axis=0, keepdims=True)
+        return logits, {"mean": 0.9 * jnp.reshape(model_state["mean"], mean.shape) + 0.1 * mean}
+
+
+def test_model_state_keeps_its_shapes_so_the_step_compiles_once():
+    from algoperf_reinit.submission import keep_model_state_shapes
+
+    workload, tx = KeepdimsStats(), optax.sgd(LR)
+    step = make_train_step(workload, tx, use_dropout_arg=False)
+    state = jax.device_put((params(), {"mean": np.zeros(FEATURES, np.float32)},
+                            tx.init(params())), replicated())
+    for k in range(3):
+        out = step(*state, batch(k), jax.random.PRNGKey(0), np.float32(0), np.float32(0),
+                   np.float32(0))
+        state = (out.params, out.model_state, out.opt_state)
+    assert out.model_state["mean"].shape == (FEATURES,)
+    assert step._cache_size() == 1
+    expected = sum(0.1 * 0.9 ** (2 - k) * np.mean(batch(k)["inputs"], axis=0) for k in range(3))
+    np.testing.assert_allclose(out.model_state["mean"], expected, rtol=1e-5)
+    other = {"a": jnp.zeros((1, 3))}
+    assert keep_model_state_shapes(other, {"b": jnp.zeros(3)}) is other  # other structure
+    assert keep_model_state_shapes({"a": jnp.zeros((1, 4))}, {"a": jnp.zeros(3)})["a"].shape == (
+        1, 4)  # other size: unchanged

@@ -145,3 +145,24 @@ def test_the_plot_title_counts_cycles_in_english(fractions, words):
         config(), schedule=ScheduleConfig(cycle_fractions=fractions)))
     title = submission._title(CountingWorkload(), HParams())
     assert title.endswith(f", {words}")
+
+
+def test_only_process_0_writes_the_hyperparameter_report(tmp_path, monkeypatch, capsys):
+    workload = CountingWorkload()
+    params, model_state = workload.init_model_fn(jax.random.PRNGKey(0))
+    submission = CycleSubmission(config())
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    submission.init_optimizer_state(workload, params, model_state, HP, jax.random.PRNGKey(1),
+                                    run_dir=tmp_path / "p1")
+    assert not (tmp_path / "p1").exists() and capsys.readouterr().out == ""
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    submission.init_optimizer_state(workload, params, model_state, HP, jax.random.PRNGKey(1),
+                                    run_dir=tmp_path / "p0")
+    assert sorted(p.name for p in (tmp_path / "p0").iterdir()) == ["events.csv",
+                                                                   "hparams_resolved.json"]
+    assert "test: hyperparameters that fell back to defaults:" in capsys.readouterr().out
+
+
+def test_on_non_finite_is_validated():
+    with pytest.raises(ValueError, match=r"SubmissionConfig\.on_non_finite must be one of"):
+        dataclasses.replace(config(), on_non_finite="ignore")

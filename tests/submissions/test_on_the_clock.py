@@ -24,6 +24,16 @@ def load(name):
     return module
 
 
+def api(name, run_dir, **changes):
+    """The submission's API over its CONFIG with ``changes`` (e.g. no PNG: faster)."""
+    import dataclasses
+
+    from algoperf_reinit.submission import submission_api
+
+    config = dataclasses.replace(load(name).CONFIG, **changes)
+    return submission_api(config, lambda *_: run_dir)
+
+
 def run(module, hp, steps, tmp_path, monkeypatch, *, eval_every=10, loss=lambda s: 1.0):
     """Step 0 is the warm-up; later update_params calls are timed; evals (a given
     validation loss: flat by default, so the plateau detector fires) are untimed."""
@@ -59,9 +69,10 @@ def run(module, hp, steps, tmp_path, monkeypatch, *, eval_every=10, loss=lambda 
 
 def test_resets_and_early_stops_compile_at_most_two_functions_after_warmup(
         tmp_path, monkeypatch):
-    module = load("nadamw_reinit")
-    hp = {"learning_rate": 3e-3, "budget_fraction": 0.15}  # 300 of digits' 2000 steps
-    (state, stepper), summary, kinds, _ = run(module, hp, 300, tmp_path, monkeypatch)
+    module = api("nadamw_reinit", tmp_path, plot=False)
+    hp = {"learning_rate": 3e-3, "budget_fraction": 0.06}  # 120 of digits' 2000 steps
+    (state, stepper), summary, kinds, _ = run(module, hp, 120, tmp_path, monkeypatch,
+                                              eval_every=5)
     assert kinds.count("early_stop") >= 1 and int(state.reinit.num_early_stops) >= 1
     assert kinds.count("reset") >= 2 and int(state.reinit.num_resets) >= 2
     assert summary["timed_after_warmup"] <= 2, summary["functions_after_warmup"]
@@ -74,28 +85,21 @@ def test_a_diverged_run_warns_once_and_ends_with_training_complete(tmp_path, mon
     with pytest.warns(RuntimeWarning, match=r"nadamw_cycles: the training loss or gradient "
                                             r"norm is not finite by step \d+ \(learning_rate="
                                             r"1000.0\): ending the trial") as caught:
-        _, _, kinds, stopped = run(module, {"learning_rate": 1e3}, 200, tmp_path, monkeypatch)
+        _, _, kinds, stopped = run(module, {"learning_rate": 1e3}, 60, tmp_path, monkeypatch)
     assert len([w for w in caught if w.category is RuntimeWarning]) == 1
     assert stopped is not None and "training diverged" in stopped[1]
-    assert stopped[0] % 10 == 0 and stopped[0] < 200  # read at the eval/log cadence
+    assert stopped[0] % 10 == 0 and stopped[0] < 60  # read at the eval/log cadence
     assert kinds.count("non_finite") == 1
 
 
 def test_on_non_finite_continue_keeps_going_and_never_resets_on_nan(tmp_path, monkeypatch):
-    import dataclasses
-
-    from algoperf_reinit.submission import submission_api
-
-    base = load("nadamw_reinit").CONFIG
-    config = dataclasses.replace(base, on_non_finite="continue", plot=False)
-    module = type("M", (), {})()
-    for fname, fn in submission_api(config, lambda *_: tmp_path)._asdict().items():
-        setattr(module, fname, fn)
+    module = api("nadamw_reinit", tmp_path, on_non_finite="continue", plot=False)
     monkeypatch.setenv("ALGOPERF_REINIT_RUN_DIR", str(tmp_path))
-    hp = {"learning_rate": 1e3, "budget_fraction": 0.1}  # 200 steps, resets at 50, 120
+    hp = {"learning_rate": 1e3, "budget_fraction": 0.03}  # 60 steps, resets at 15, 36
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        (state, _), _, kinds, stopped = run(module, hp, 200, tmp_path, monkeypatch)
+        (state, _), _, kinds, stopped = run(module, hp, 60, tmp_path, monkeypatch,
+                                            eval_every=5)
     assert stopped is None and kinds.count("non_finite") == 1
     assert len([w for w in caught if issubclass(w.category, RuntimeWarning)
                 and "not finite" in str(w.message)]) == 1
