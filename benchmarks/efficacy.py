@@ -53,7 +53,7 @@ WORKLOADS = {
     "stdlib_lm": _study.Workload("stdlib_lm", "stdlib_lm", max_steps=2000, eval_every=100,
                                  procedure=PROCEDURE),
 }
-APPLIES_TO: dict[str, tuple[str, ...]] = {}
+APPLIES_TO: dict[str, tuple[str, ...]] = {"data_efficient_lm": ("stdlib_lm_4x256",)}
 """Submissions meant for some workloads only (default: every workload)."""
 
 PRESETS = {
