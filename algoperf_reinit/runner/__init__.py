@@ -14,17 +14,20 @@ from algoperf_reinit.runner.flags import DEFAULT_JOB_ARGS, RunnerFlags, parse_fl
 from algoperf_reinit.runner.loading import Submission, load_submission, load_workload
 from algoperf_reinit.runner.metrics import MetricLogger, read_csv
 from algoperf_reinit.runner.run import RunPlan, RunResult, main, plan_run, run, run_plan
+from algoperf_reinit.runner.sample_source import SAMPLE_SOURCE_KEY, SampleSource
 from algoperf_reinit.runner.search_space import load_search_space, search_space_points
 from algoperf_reinit.runner.trial import TrialResult, TrialSetup, eval_metric_rows, run_trial
 
 __all__ = [
     "DEFAULT_JOB_ARGS",
+    "SAMPLE_SOURCE_KEY",
     "CheckpointError",
     "CompileCounter",
     "MetricLogger",
     "RunPlan",
     "RunResult",
     "RunnerFlags",
+    "SampleSource",
     "Submission",
     "TrialResult",
     "TrialSetup",

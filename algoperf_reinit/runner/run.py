@@ -143,7 +143,7 @@ def plan_run(flags: RunnerFlags) -> RunPlan:
 
 
 def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
-                 seed: int, budget: float) -> TrialSetup:
+                 seed: int, budget: float, sample_source: Any = None) -> TrialSetup:
     fingerprint = {
         "workload": flags.workload, "workload_kwargs": flags.workload_kwargs_dict,
         "submission": _submission_id(flags.submission_path),
@@ -151,6 +151,9 @@ def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
         "hparams": None if hparams is None else dict(hparams._asdict()),
         "rng_seed": seed, "global_batch_size": plan.batch_size,
     }
+    if sample_source is not None:  # the training stream is not the workload's queue
+        fingerprint["sample_source"] = getattr(sample_source, "__qualname__",
+                                               type(sample_source).__name__)
     return TrialSetup(
         trial_dir=plan.workload_dir / f"trial_{index}", hparams=hparams, rng_seed=seed,
         global_batch_size=plan.batch_size, eval_batch_size=plan.eval_batch_size,
@@ -159,11 +162,12 @@ def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
         continue_past_target=flags.continue_past_target,
         save_checkpoints=flags.save_checkpoints, resume=flags.resume_last_run,
         fingerprint=fingerprint, flags={**flags.to_json_dict(), "rng_seed_used": seed},
-        progress_mode=flags.progress)
+        progress_mode=flags.progress, sample_source=sample_source)
 
 
-def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None) -> RunResult:
-    """Runs the trials of a :func:`plan_run` result.
+def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None,
+             sample_source: Any = None) -> RunResult:
+    """Runs the trials of a :func:`plan_run` result (``sample_source``: see :func:`run`).
 
     Raises:
       ValueError: for a checkpoint that cannot be resumed.
@@ -180,7 +184,7 @@ def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None) ->
     for index, hparams in plan.points:
         if hparams is not None:
             print(f"trial {index}: {dict(hparams._asdict())}", file=out)
-        setup = _trial_setup(flags, plan, index, hparams, seed, budget)
+        setup = _trial_setup(flags, plan, index, hparams, seed, budget, sample_source)
         result = run_trial(plan.workload, plan.submission, setup, run_dir_env=RUN_DIR_ENV,
                            out=out)
         _print_trial(result, plan.submission.artifacts, out)
@@ -188,12 +192,16 @@ def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None) ->
     return results
 
 
-def run(flags: RunnerFlags, *, out: TextIO | None = None) -> RunResult:
+def run(flags: RunnerFlags, *, out: TextIO | None = None, sample_source: Any = None
+        ) -> RunResult:
     """Runs every trial the flags select (:func:`plan_run`, then :func:`run_plan`).
 
     Args:
       flags: parsed flags.
       out: where to print (default ``sys.stdout``).
+      sample_source: ``(workload, global_batch_size) -> SampleSource``: train on its
+        batches instead of the workload's input queue, resumable
+        (:mod:`~algoperf_reinit.runner.sample_source`); ``None``: the queue.
 
     Returns:
       The trials' results.
@@ -203,7 +211,7 @@ def run(flags: RunnerFlags, *, out: TextIO | None = None) -> RunResult:
         cannot be resumed.
       TypeError: for input of the wrong kind (nothing has been written then).
     """
-    return run_plan(flags, plan_run(flags), out=out)
+    return run_plan(flags, plan_run(flags), out=out, sample_source=sample_source)
 
 
 def _print_trial(result: TrialResult, artifacts: Sequence[RunArtifact], out: TextIO) -> None:

@@ -58,6 +58,7 @@ from algoperf_reinit.runner.loop import (
 from algoperf_reinit.runner.metrics import EVAL_CSV, MetricLogger, read_csv
 from algoperf_reinit.runner.progress import Progress
 from algoperf_reinit.runner.resume import ResumePoint, restore, resume_point, saved_eval_results
+from algoperf_reinit.runner.sample_source import open_sample_source
 
 __all__ = [
     "TRAIN_STEP_NAME",
@@ -90,6 +91,8 @@ class TrialSetup:
       fingerprint: facts a checkpoint must match to be resumed.
       flags: all flag values, for ``flags_<p>.json``.
       progress_mode: see :class:`~algoperf_reinit.runner.progress.Progress`.
+      sample_source: ``(workload, global_batch_size) -> SampleSource`` to train on
+        instead of the workload's input queue (``runner.sample_source``), or ``None``.
     """
 
     trial_dir: pathlib.Path
@@ -106,6 +109,7 @@ class TrialSetup:
     fingerprint: Mapping[str, Any]
     flags: Mapping[str, Any]
     progress_mode: str = "auto"
+    sample_source: Any = None
 
 
 @dataclasses.dataclass
@@ -199,8 +203,13 @@ def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint
     rng = jax.random.PRNGKey(setup.rng_seed)
     rng, _ = jax.random.split(rng, 2)
     data_rng, opt_init_rng, model_init_rng, rng = jax.random.split(rng, 4)
-    input_queue = workload._build_input_queue(  # runner-only (AlgoPerf forbids submissions)
-        data_rng, "train", None, setup.global_batch_size, start_step=point.start_step)
+    if setup.sample_source is None:
+        input_queue = workload._build_input_queue(  # runner-only (AlgoPerf forbids it)
+            data_rng, "train", None, setup.global_batch_size, start_step=point.start_step)
+    else:
+        input_queue = open_sample_source(
+            setup.sample_source, workload, setup.global_batch_size, start_step=point.start_step,
+            checkpoint_meta=None if point.checkpoint is None else point.checkpoint.meta)
     params, model_state = workload.init_model_fn(model_init_rng)
     optimizer_state = submission.init_optimizer_state(
         workload, params, model_state, setup.hparams, opt_init_rng)
