@@ -18,15 +18,15 @@ from __future__ import annotations
 import os
 import pathlib
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import EngFormatter
 
-from algoperf_reinit import _validation
+from algoperf_reinit import _plot_axes, _plot_inputs, _validation
+from algoperf_reinit._plot_inputs import PlotEvent
 from algoperf_reinit.schedules import CycleTable
 from algoperf_reinit.schedules._describe import describe_table, real_cycles
 from algoperf_reinit.schedules._host import (
@@ -56,34 +56,8 @@ _CURVE_COLOR = "tab:blue"
 _BOUNDARY_COLOR = "0.45"
 _WARMUP_COLOR = "tab:orange"
 _EVAL_COLOR = "black"
-
-# (marker, colour) per well-known event kind; other kinds take _EXTRA_STYLES in the
-# order in which they first appear.
-_EVENT_STYLES: Mapping[str, tuple[str, str]] = types.MappingProxyType({
-    "reinit": ("D", "tab:red"), "early_stop": ("X", "tab:purple"),
-    "restart": ("^", "tab:green"), "checkpoint": ("s", "tab:brown"),
-})
-_EXTRA_STYLES = (("P", "tab:olive"), ("*", "tab:pink"), ("v", "tab:cyan"), ("p", "tab:gray"),
-                 ("h", "darkgoldenrod"), ("<", "teal"))
-
-
-class PlotEvent(NamedTuple):
-    """An event to mark on a schedule plot.
-
-    Any record with ``step`` and ``kind`` attributes (and optionally ``label``), or a
-    mapping with those keys, works as well.
-
-    Attributes:
-      step: where the event happened, in the plot's clock units (step or seconds).
-      kind: what happened, e.g. ``"reinit"`` or ``"early_stop"``; each kind gets its
-        own marker and legend entry.
-      label: optional text written next to the marker.
-    """
-
-    step: float
-    kind: str
-    label: str | None = None
-
+_XLABELS = types.MappingProxyType({"steps": "step", "seconds": "seconds",
+                                   "layer_tokens": "layer tokens"})
 
 class Marks(NamedTuple):
     """Points of a plot: times and the learning rate there."""
@@ -99,6 +73,8 @@ class EventMarks(NamedTuple):
     t: np.ndarray  # shape=(k,), dtype=float32
     v: np.ndarray  # shape=(k,), dtype=float64; the curve's value at each event
     labels: tuple[str | None, ...]  # text next to each marker, or None
+    y: np.ndarray  # shape=(k,), dtype=float64; where the marker is drawn: ``v``, raised
+    # by one stacking step per earlier event (of any kind) at the same time
 
 
 class ScheduleGeometry(NamedTuple):
@@ -116,8 +92,9 @@ class ScheduleGeometry(NamedTuple):
       evals: the eval points inside the x axis.
       xlim: the x axis.
       ylim: the y axis.
-      xlabel: ``"step"`` or ``"seconds"``.
+      xlabel: ``"step"``, ``"seconds"`` or ``"layer tokens"`` (the clock's unit).
       title: the title (given, or stating the cycles and the budget).
+      stopped_at: where training stopped (marked), or ``None``.
     """
 
     curve: Marks
@@ -130,90 +107,7 @@ class ScheduleGeometry(NamedTuple):
     ylim: tuple[float, float]
     xlabel: str
     title: str
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _output_path(path: Any) -> pathlib.Path:
-    _validation.instance("path", path, (str, os.PathLike))
-    out = pathlib.Path(path)
-    if out.suffix.lower() != ".png":
-        raise _validation.value_error("path", str(out), "a file name ending in '.png'",
-                                      fix="the plot is a PNG file")
-    if out.is_dir():
-        raise _validation.value_error("path", str(out), "a file, not a directory")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as err:
-        raise ValueError(
-            f"path {str(out)!r}: cannot create its directory {str(out.parent)!r} because a file "
-            "is in the way"
-        ) from err
-    return out
-
-
-def _events(events: Iterable[Any]) -> list[PlotEvent]:
-    if isinstance(events, str | bytes | Mapping):
-        raise _validation.type_error("events", events, "a sequence of events")
-    result = []
-    for i, event in enumerate(events):
-        if isinstance(event, Mapping):
-            missing = [key for key in ("step", "kind") if key not in event]
-            get = event.get
-        else:
-            missing = [key for key in ("step", "kind") if not hasattr(event, key)]
-            get = lambda key, default=None, e=event: getattr(e, key, default)  # noqa: E731
-        if missing:
-            raise TypeError(
-                f"events[{i}] must have 'step' and 'kind' (a PlotEvent, a record with those "
-                f"attributes or a mapping with those keys); missing {missing} in {event!r}"
-            )
-        step = _validation.real(f"events[{i}].step", get("step"))
-        kind, label = get("kind"), get("label", None)
-        if not isinstance(kind, str):
-            raise _validation.type_error(f"events[{i}].kind", kind, "a non-empty str")
-        if not kind:
-            raise _validation.value_error(f"events[{i}].kind", kind, "a non-empty str")
-        if label is not None and not isinstance(label, str):
-            raise _validation.type_error(f"events[{i}].label", label, "a str or None")
-        result.append(PlotEvent(step, kind, label))
-    return result
-
-
-def _eval_points(eval_points: Iterable[Any]) -> np.ndarray:
-    if isinstance(eval_points, str | bytes | Mapping):
-        raise _validation.type_error("eval_points", eval_points, "a sequence of steps")
-    points = np.asarray(list(eval_points) if not isinstance(eval_points, np.ndarray)
-                        else eval_points)
-    if points.size == 0:
-        return np.zeros((0,), np.float64)
-    if points.ndim != 1 or not np.issubdtype(points.dtype, np.number) or points.dtype == bool:
-        raise TypeError(
-            f"eval_points must be a flat sequence of numbers, got an array of shape "
-            f"{points.shape} and dtype {points.dtype}"
-        )
-    points = points.astype(np.float64)
-    if not np.all(np.isfinite(points)):
-        raise ValueError(f"eval_points must be finite, got {points.tolist()!r}")
-    return points
-
-
-def _history(history: Sequence[Any]) -> list[tuple[float, CycleTable]]:
-    """Validates ``history``: ``(t, table)`` pairs with strictly increasing finite ``t``."""
-    if isinstance(history, str | bytes) or not isinstance(history, Sequence):
-        raise _validation.type_error("history", history, "a sequence of (t, CycleTable) pairs")
-    out: list[tuple[float, CycleTable]] = []
-    for i, entry in enumerate(history):
-        if not (isinstance(entry, tuple | list) and len(entry) == 2):
-            raise _validation.type_error(f"history[{i}]", entry, "a (t, CycleTable) pair")
-        t = _validation.real(f"history[{i}][0]", entry[0])
-        real_cycles(entry[1])
-        if out and not t > out[-1][0]:
-            raise ValueError(f"history times must be strictly increasing, got "
-                             f"{out[-1][0]:g} then {t:g} at history[{i}]")
-        out.append((t, entry[1]))
-    return out
+    stopped_at: float | None = None
 
 
 def _sample_times(table: CycleTable, lo: float, hi: float, num_points: int) -> np.ndarray:
@@ -231,20 +125,32 @@ def _sample_times(table: CycleTable, lo: float, hi: float, num_points: int) -> n
 # ----------------------------------------------------------------------------- geometry
 
 
-def _event_marks(events: Sequence[PlotEvent], t: np.ndarray,
-                 v: np.ndarray) -> tuple[EventMarks, ...]:
-    """The events grouped by kind, kinds in order of first appearance."""
+_STACK_STEP = 0.07  # fraction of the y range between markers stacked at one time
+
+
+def _event_marks(events: Sequence[PlotEvent], t: np.ndarray, v: np.ndarray,
+                 dy: float) -> tuple[EventMarks, ...]:
+    """The events grouped by kind, kinds in order of first appearance, stacked by time."""
+    y = v + _plot_axes.stack_levels(t) * dy
     marks = []
     for kind in dict.fromkeys(e.kind for e in events):
         chosen = [j for j, e in enumerate(events) if e.kind == kind]
         marks.append(EventMarks(kind, t[chosen], v[chosen],
-                                tuple(events[j].label for j in chosen)))
+                                tuple(events[j].label for j in chosen), y[chosen]))
     return tuple(marks)
 
 
-def _geometry(table: CycleTable, lo: float, hi: float, clock: str, title: str | None,
+def _default_title(table: CycleTable, hi: float, clock: str) -> str:
+    n = table.num_cycles
+    budget_text = (f"{hi:,.0f} steps" if clock == "steps" else f"{hi:,.6g} s"
+                   if clock == "seconds" else f"{hi:,.6g} {_XLABELS.get(clock, clock)}")
+    return f"{n} cycle{'s' if n != 1 else ''}, budget {budget_text}"
+
+
+def _geometry(table: CycleTable, lo: float, hi: float, clock: str, title: str,
               events: list[PlotEvent], points: np.ndarray,
-              past: list[tuple[float, CycleTable]], num_points: int) -> ScheduleGeometry:
+              past: list[tuple[float, CycleTable]], num_points: int,
+              stopped_at: float | None) -> ScheduleGeometry:
     tables = [old for _, old in past] + [table]
     cuts = np.array([t for t, _ in past], np.float32)  # table k applies on [cuts[k-1], cuts[k])
     curve_t = np.unique(np.concatenate(
@@ -265,23 +171,24 @@ def _geometry(table: CycleTable, lo: float, hi: float, clock: str, title: str | 
         ts = planned_times(old, cut, curve_t, hi)
         if ts.size:
             planned.append(Marks(ts, evaluate_host(old, ts)))
-    shown = np.concatenate([values, *[marks.v for marks in planned]])
+    shown = np.concatenate([values, *[m.v for m in planned]])
     top = float(np.max(shown)) if shown.size else 1.0
-    if title is None:
-        n = table.num_cycles
-        budget_text = f"{hi:,.0f} steps" if clock == "steps" else f"{hi:,.6g} s"
-        title = f"{n} cycle{'s' if n != 1 else ''}, budget {budget_text}"
+    ylim = (min(0.0, float(np.min(shown)) if shown.size else 0.0), top * 1.08 if top > 0 else 1.0)
+    dy = _STACK_STEP * (ylim[1] - ylim[0])
+    marks = _event_marks(events, event_t, event_v, dy)
+    highest = max((float(np.max(m.y)) for m in marks), default=ylim[0])
     return ScheduleGeometry(
         curve=Marks(curve_t, curve_v),
         planned=tuple(planned),
         boundaries=np.array([b for b in table.boundaries() if lo < b < hi], np.float64),
         warmup_ends=Marks(warm_t, warm_v),
-        events=_event_marks(events, event_t, event_v),
+        events=marks,
         evals=Marks(points, point_v),
         xlim=(lo, hi),
-        ylim=(min(0.0, float(np.min(shown))), top * 1.08 if top > 0 else 1.0),
-        xlabel="step" if clock == "steps" else "seconds",
+        ylim=(ylim[0], max(ylim[1], highest + dy / 2)),
+        xlabel=_XLABELS.get(clock, clock),
         title=title,
+        stopped_at=stopped_at,
     )
 
 
@@ -290,6 +197,7 @@ def schedule_geometry(
     title: str | None = None, events: Sequence[Any] = (),
     eval_points: Sequence[float] | np.ndarray = (),
     history: Sequence[tuple[float, CycleTable]] = (), num_points: int = 4000,
+    stopped_at: float | None = None,
 ) -> ScheduleGeometry:
     """What :func:`plot_schedule` draws, as numpy arrays (no drawing).
 
@@ -301,9 +209,9 @@ def schedule_geometry(
 
     Raises:
       TypeError: for a table that is not a :class:`CycleTable`, or malformed
-        events, eval points, history, title or budget.
+        events, eval points, history, title, budget or ``stopped_at``.
       ValueError: for an unknown clock, a budget that ends before the axis starts,
-        or a bad ``num_points``.
+        a ``stopped_at`` before it starts, or a bad ``num_points``.
 
     Example:
       >>> from algoperf_reinit.schedules import CycleSpec, table_from_cycles
@@ -316,27 +224,49 @@ def schedule_geometry(
     if title is not None and not isinstance(title, str):
         raise _validation.type_error("title", title, "a str or None")
     num_points = _validation.integer("num_points", num_points, minimum=2)
-    event_list, points, past = _events(events), _eval_points(eval_points), _history(history)
+    event_list = _plot_inputs.events(events)
+    points, past = _plot_inputs.eval_points(eval_points), _plot_inputs.history(history)
     bounds = table.boundaries()
     lo = min(0.0, bounds[0])
     hi = bounds[-1] if budget is None else _validation.real("budget", budget)
     if not hi > lo:
         raise _validation.value_error("budget", budget, f"> the start of the x axis ({lo:g})")
-    return _geometry(table, lo, hi, clock, title, event_list, points, past, num_points)
+    if title is None:
+        title = _default_title(table, hi, clock)
+    if stopped_at is not None:
+        stopped_at = _validation.real("stopped_at", stopped_at)
+        if stopped_at < lo:
+            raise _validation.value_error("stopped_at", stopped_at,
+                                          f">= the start of the x axis ({lo:g})")
+        hi = max(hi, stopped_at)  # a run past its budget: the axis goes on to the stop
+    return _geometry(table, lo, hi, clock, title, event_list, points, past, num_points,
+                     stopped_at)
 
 
 # ----------------------------------------------------------------------------- drawing
 
 
-def _event_style(kind: str, order: list[str]) -> tuple[str, str]:
-    if kind in _EVENT_STYLES:
-        return _EVENT_STYLES[kind]
-    extra = [k for k in order if k not in _EVENT_STYLES]
-    return _EXTRA_STYLES[extra.index(kind) % len(_EXTRA_STYLES)]
+def _draw_events(ax: Any, g: ScheduleGeometry) -> None:
+    order = [marks.kind for marks in g.events]
+    for marks in g.events:
+        style = _plot_axes.event_style(marks.kind, order)
+        ax.plot(marks.t, marks.y, linestyle="none", marker=style.marker, markersize=8,
+                color=style.color, markerfacecolor=style.color if style.filled else "white",
+                markeredgecolor="white" if style.filled else style.color,
+                markeredgewidth=0.6 if style.filled else 1.2,
+                label=_plot_axes.event_label(marks.kind), zorder=6, clip_on=False)
+        raised = marks.y != marks.v
+        if np.any(raised):  # a thin stem from the curve up to a stacked marker
+            ax.vlines(marks.t[raised], marks.v[raised], marks.y[raised], colors=style.color,
+                      linewidth=0.6, alpha=0.6, zorder=5)
+        for t, y, label in zip(marks.t, marks.y, marks.labels, strict=True):
+            if label:
+                ax.annotate(label, (t, y), xytext=(4, 6), textcoords="offset points",
+                            fontsize=7, color=style.color)
 
 
-def _draw(g: ScheduleGeometry, out: pathlib.Path, dpi: int) -> None:
-    """Draws a geometry to a PNG file: matplotlib calls only."""
+def _figure(g: ScheduleGeometry, dpi: int = DEFAULT_DPI) -> Figure:
+    """The figure of a geometry (matplotlib calls only; Agg canvas, no pyplot)."""
     fig = Figure(figsize=_FIGSIZE, dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -355,28 +285,24 @@ def _draw(g: ScheduleGeometry, out: pathlib.Path, dpi: int) -> None:
     if g.evals.v.size:
         ax.plot(g.evals.t, g.evals.v, linestyle="none", marker=".", markersize=5,
                 color=_EVAL_COLOR, label="eval", zorder=5, clip_on=False)
-    order = [marks.kind for marks in g.events]
-    for marks in g.events:
-        marker, color = _event_style(marks.kind, order)
-        ax.plot(marks.t, marks.v, linestyle="none", marker=marker, markersize=8, color=color,
-                markeredgecolor="white", markeredgewidth=0.6,
-                label=marks.kind.replace("_", " "), zorder=6, clip_on=False)
-        for t, v, label in zip(marks.t, marks.v, marks.labels, strict=True):
-            if label:
-                ax.annotate(label, (t, v), xytext=(4, 6), textcoords="offset points",
-                            fontsize=7, color=color)
+    _draw_events(ax, g)
+    _plot_axes.draw_stop(ax, g.stopped_at, g.xlim[1])
     ax.set_xlim(*g.xlim)
     ax.set_ylim(*g.ylim)
-    ax.xaxis.set_major_formatter(EngFormatter())
-    ax.yaxis.set_major_formatter(EngFormatter())
+    _plot_axes.set_formatters(ax)
     ax.set_xlabel(g.xlabel)
     ax.set_ylabel("learning rate")
     ax.set_title(g.title, fontsize=11)
     ax.grid(True, linewidth=0.4, alpha=0.4)
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6),
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
                fontsize=8, frameon=False)
-    fig.savefig(out, format="png", dpi=dpi, metadata={"Software": None})
+    return fig
+
+
+def _draw(g: ScheduleGeometry, out: pathlib.Path, dpi: int) -> None:
+    """Draws a geometry to a PNG file."""
+    _figure(g, dpi).savefig(out, format="png", dpi=dpi, metadata={"Software": None})
 
 
 def plot_schedule(
@@ -391,14 +317,18 @@ def plot_schedule(
     history: Sequence[tuple[float, CycleTable]] = (),
     num_points: int = 4000,
     dpi: int = DEFAULT_DPI,
+    stopped_at: float | None = None,
 ) -> pathlib.Path:
     """Draws a schedule over its whole budget to a PNG file.
 
     The curve is sampled on a dense grid plus the times just before and at every
     cycle boundary and warmup end, so restarts are drawn as sharp jumps. Cycle
     boundaries are dashed vertical lines, warmup ends are light markers on the
-    curve, events are markers (one style and one legend entry per kind) and eval
-    points are dots on the curve. The same inputs give byte-identical files.
+    curve, events are markers (one style and one legend entry per kind; events at
+    the same time are stacked one above the other, joined to the curve by a thin
+    stem; ``early_stop_skipped`` is hollow) and eval points are dots on the curve.
+    Tick labels are plain or scientific (``1e-3``), never SI prefixes. The same
+    inputs give byte-identical files.
 
     Args:
       table: the schedule.
@@ -406,7 +336,8 @@ def plot_schedule(
         created.
       budget: end of the x axis in clock units; ``None`` means the end of the last
         cycle. The axis starts at ``min(0, first cycle start)``.
-      clock: ``"steps"`` or ``"seconds"``; sets the x-axis label.
+      clock: one of ``schedules.CLOCKS`` (``"steps"``, ``"seconds"``,
+        ``"layer_tokens"``); sets the x-axis label.
       title: plot title; ``None`` gives one stating the number of cycles and the
         budget.
       events: records with ``step``, ``kind`` (e.g. ``"reinit"``, ``"early_stop"``)
@@ -423,6 +354,9 @@ def plot_schedule(
         to the end of the cycle it was in, is drawn dotted.
       num_points: points of the dense grid (>= 2).
       dpi: resolution of the PNG.
+      stopped_at: where training actually stopped (a step, or a time on the
+        seconds clock): a solid vertical line, the axis after it shaded. A stop
+        past the end of the axis extends it. ``None`` marks nothing.
 
     Returns:
       The path of the written file.
@@ -431,8 +365,8 @@ def plot_schedule(
       TypeError: for a table that is not a :class:`CycleTable`, or malformed events
         or eval points.
       ValueError: for a path that does not end in ``.png`` or cannot be created, an
-        unknown clock, a budget that ends before the axis starts, or bad
-        ``num_points``/``dpi``.
+        unknown clock, a budget that ends before the axis starts, a ``stopped_at``
+        before it starts, or bad ``num_points``/``dpi``.
 
     Example:
       >>> from algoperf_reinit.schedules import ScheduleConfig, build_cycle_table
@@ -441,10 +375,10 @@ def plot_schedule(
       ...               events=[PlotEvent(500, "reinit")])  # doctest: +SKIP
     """
     real_cycles(table)
-    out = _output_path(path)
+    out = _plot_inputs.output_path(path)
     dpi = _validation.integer("dpi", dpi, minimum=1)
     geometry = schedule_geometry(table, budget=budget, clock=clock, title=title, events=events,
                                  eval_points=eval_points, history=history,
-                                 num_points=num_points)
+                                 num_points=num_points, stopped_at=stopped_at)
     _draw(geometry, out, dpi)
     return out

@@ -163,3 +163,22 @@ def test_curriculum_sampler_quick_mode_runs():
                         ("seqlen_reshape", "64x512 -> 256x128")):
         assert sum(line.startswith(f"| {mode} | {shape} |") for line in lines) == 3
     assert "## 3. Host side" in out
+
+
+@pytest.mark.benchmark
+def test_random_ltd_quick_mode_runs():
+    out = _run_quick(ROOT / "benchmarks" / "random_ltd.py")
+    lines = out.splitlines()
+    assert out.startswith(f"$ {sys.executable} ") and "--quick" in lines[0]
+    assert lines[1].endswith("; mode quick") and lines[2].startswith("# mode quick: ")
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    for name in ("dense", "masking 50 %", "gather/scatter 25%", "gather/scatter 50%",
+                 "gather/scatter 75%", "random-LTD, bucketed"):
+        assert name in rows, name
+    assert rows["dense"].split("|")[3].strip() == "1.00x"  # the dense block's own ratio
+    flop_ratio = float(rows["gather/scatter 50%"].split("|")[4].strip().rstrip("x"))
+    assert flop_ratio == pytest.approx((128 * 24 * 64**2 + 4 * 128**2 * 64)
+                                       / (64 * 24 * 64**2 + 4 * 64**2 * 64), abs=0.01)
+    verdicts = [line for line in lines if line.startswith(("PASS:", "FAIL:"))]
+    assert len(verdicts) == 1 and "keep 50 %" in verdicts[0]
+    assert "within the bound of 8: True" in out

@@ -19,11 +19,19 @@ positional embedding is looked up by position. So a layer can run on any
 subset of the tokens (random-LTD keeps a sorted random subset in the middle
 layers), and the model runs on any sequence length up to ``max_len``
 (sequence-length curricula). The layers are a list, applied in a plain loop.
+
+``block_factory(layer_id, block, keep)`` (optional) may replace the block of any layer,
+e.g. by random-LTD's wrapper for chosen layer ids; it receives the model's
+``random_ltd_keep`` (a static kept length, ``None`` when no tokens are dropped) and
+must keep the block's call signature ``(x, mask, *, dropout_rate, deterministic)``.
+Wrapped blocks draw their randomness from the ``'random_ltd'`` RNG stream. This
+module does not import the library: the factory comes from the caller.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -115,6 +123,8 @@ class TransformerLM(nn.Module):
       num_layers: number of :class:`DecoderBlock`.
       num_heads: attention heads per block.
       mlp_dim: MLP hidden width.
+      block_factory: ``(layer_id, block, keep) -> module`` or ``None`` (plain blocks).
+      random_ltd_keep: kept length passed to ``block_factory`` (static), or ``None``.
     """
 
     vocab_size: int = 256
@@ -123,16 +133,24 @@ class TransformerLM(nn.Module):
     num_layers: int = 2
     num_heads: int = 4
     mlp_dim: int = 512
+    block_factory: Callable[[int, nn.Module, int | None], nn.Module] | None = None
+    random_ltd_keep: int | None = None
 
     def setup(self) -> None:
         if self.width % self.num_heads:
             raise v.value_error("num_heads", self.num_heads, f"a divisor of width={self.width}")
         self.token_embed = nn.Embed(self.vocab_size, self.width, embedding_init=_EMBED_INIT)
         self.pos_embed = nn.Embed(self.max_len, self.width, embedding_init=_EMBED_INIT)
-        self.layers = [DecoderBlock(self.num_heads, self.mlp_dim) for _ in range(self.num_layers)]
+        self.layers = [self._block(i) for i in range(self.num_layers)]
         self.ln_final = nn.LayerNorm()
         self.output = nn.Dense(self.vocab_size)
         self.embed_dropout = Dropout()
+
+    def _block(self, layer_id: int) -> nn.Module:
+        block = DecoderBlock(self.num_heads, self.mlp_dim)
+        if self.block_factory is None:
+            return block
+        return self.block_factory(layer_id, block, self.random_ltd_keep)
 
     def embed(
         self,

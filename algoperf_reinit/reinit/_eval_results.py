@@ -16,6 +16,7 @@ import numpy as np
 
 from algoperf_reinit import _validation
 from algoperf_reinit.reinit._plateau import (
+    AUTO_METRIC,
     PlateauConfig,
     PlateauState,
     _check_config,
@@ -23,7 +24,7 @@ from algoperf_reinit.reinit._plateau import (
     update_plateau,
 )
 
-__all__ = ["feed_eval_results", "latest_validation_value"]
+__all__ = ["check_eval_results", "feed_eval_results", "latest_validation_value"]
 
 _ENTRIES = "eval_results entries"
 _ENTRY_RULE = "(global_step, dict) pairs"
@@ -43,12 +44,18 @@ def _validation_value(config: PlateauConfig, step: int, metrics: Any) -> float |
     )
     if not available:
         return None
+    if config.metric == AUTO_METRIC:
+        raise _validation.value_error(
+            "PlateauConfig.metric", config.metric, "a validation/* metric here",
+            fix="choose it first with choose_plateau_metric (model_reinit_schedule does)")
     if config.metric not in metrics:
         raise _validation.value_error(
             "PlateauConfig.metric", config.metric, f"a metric of the evaluation at step {step}",
             fix=f"available validation metrics: {available}",
         )
     raw = metrics[config.metric]
+    if isinstance(raw, str | bytes):
+        raise _validation.type_error(f"{config.metric} at step {step}", raw, "a scalar number")
     try:
         return float(np.asarray(raw, dtype=np.float64).reshape(()))
     except (TypeError, ValueError):
@@ -61,6 +68,56 @@ def _entry(item: Any) -> tuple[int, Any]:
         raise _validation.type_error(_ENTRIES, item, _ENTRY_RULE)
     step, metrics = item
     return _validation.integer("global_step in eval_results", step), metrics
+
+
+def check_kind(eval_results: Any) -> None:
+    """``TypeError`` unless ``eval_results`` is a list or tuple (not one dict)."""
+    if isinstance(eval_results, Mapping | str | bytes) or not isinstance(eval_results, Sequence):
+        raise _validation.type_error(
+            "eval_results", eval_results, "a list of (global_step, metrics dict) pairs",
+            fix="pass AlgoPerf's eval_results list, e.g. [(100, {'validation/loss': 1.2})]")
+
+
+def check_eval_results(eval_results: Any, *, after: int = -1,
+                       global_step: int | None = None) -> list[tuple[int, Any]]:
+    """Checks AlgoPerf's ``eval_results`` and returns the entries newer than ``after``.
+
+    Args:
+      eval_results: a list (or tuple) of ``(global_step, metrics_dict)`` pairs.
+      after: the newest step already read; only later entries are checked in full.
+      global_step: the current training step; an entry from a later step is an error.
+
+    Returns:
+      The new entries, oldest first, with ``int`` steps.
+
+    Raises:
+      TypeError: ``eval_results`` is not a sequence of pairs (e.g. one dict), or a
+        step is not an int.
+      ValueError: a step is negative, lower than the one before it, or later than
+        ``global_step``.
+    """
+    check_kind(eval_results)
+    new: list[tuple[int, Any]] = []
+    for item in reversed(eval_results):
+        step, metrics = _entry(item)
+        _validation.integer("global_step in eval_results", step, minimum=0)
+        if step <= after:
+            break
+        new.append((step, metrics))
+    new.reverse()
+    previous = after
+    for step, _ in new:
+        if step < previous:
+            raise _validation.value_error(
+                "global_step in eval_results", step, f"not lower than the one before ({previous})",
+                fix="eval_results must be in increasing step order")
+        if global_step is not None and step > global_step:
+            raise _validation.value_error(
+                "global_step in eval_results", step,
+                f"at most the current global_step ({global_step})",
+                fix="an evaluation cannot come from a future step")
+        previous = step
+    return new
 
 
 def latest_validation_value(

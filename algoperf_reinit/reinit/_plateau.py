@@ -70,6 +70,7 @@ from algoperf_reinit._validation import INT32_MAX
 from algoperf_reinit.run_protocol import BOOKKEEPING_KEYS
 
 __all__ = [
+    "AUTO_METRIC",
     "PlateauConfig",
     "PlateauReason",
     "PlateauState",
@@ -81,7 +82,10 @@ __all__ = [
 _MODES = ("min", "max")
 _SEMANTICS = ("optax", "pytorch")
 _SPLITS = ("validation", "test", "train")
-_METRIC_RULE = "a validation metric such as 'loss' or 'validation/accuracy'"
+_METRIC_RULE = "a validation metric such as 'loss' or 'validation/accuracy', or 'auto'"
+AUTO_METRIC = "auto"
+"""``PlateauConfig.metric`` that chooses the metric from the first evaluation
+(``algoperf_reinit.reinit.choose_plateau_metric``)."""
 
 
 class PlateauReason(enum.IntEnum):
@@ -101,6 +105,8 @@ def _resolve_metric(metric: Any) -> str:
     field = "PlateauConfig.metric"
     if not isinstance(metric, str):
         raise _validation.type_error(field, metric, "a str")
+    if metric == AUTO_METRIC:
+        return metric
     split, sep, name = metric.partition("/")
     if not sep:
         split, name = "validation", metric
@@ -127,7 +133,11 @@ class PlateauConfig:
     Attributes:
       metric: ``'loss'`` or ``'validation/loss'``; stored resolved to the
         ``validation/*`` key. ``test/*`` and ``train/*`` names are rejected.
-      mode: ``'min'`` (loss, error rate) or ``'max'`` (accuracy, BLEU, SSIM).
+        ``'auto'`` chooses it (and its direction) from the run's first evaluation
+        by a documented preference list (``choose_plateau_metric``); so does a
+        configured metric that the evaluation lacks.
+      mode: ``'min'`` (loss, error rate) or ``'max'`` (accuracy, BLEU, SSIM);
+        with ``metric='auto'`` the chosen metric's direction replaces it.
       ema: EMA smoothing factor in ``[0, 1)``; 0 disables smoothing.
       rel_threshold: relative improvement margin (times ``|best|``), ``>= 0``.
       abs_threshold: absolute improvement margin, ``>= 0``.

@@ -34,7 +34,13 @@ import numpy as np
 import optax
 
 from algoperf_reinit import _validation
-from algoperf_reinit.reinit._eval_results import feed_eval_results
+from algoperf_reinit.reinit._eval_results import _entry as _eval_results_entry
+from algoperf_reinit.reinit._eval_results import (
+    check_eval_results,
+    check_kind,
+    feed_eval_results,
+)
+from algoperf_reinit.reinit._metric_choice import choose_plateau_metric
 from algoperf_reinit.reinit._optimizer_reset import OptimizerResetPolicy, reset_optimizer_state
 from algoperf_reinit.reinit._param_policy import ParamResetPolicy
 from algoperf_reinit.reinit._param_reset import reset_model_state, reset_params
@@ -58,6 +64,7 @@ __all__ = [
     "ReinitState",
     "check_reinit_state",
     "init_reinit_state",
+    "make_reset_fn",
     "model_reinit_schedule",
 ]
 
@@ -143,7 +150,7 @@ class ReinitEvent(NamedTuple):
 
     step: int | float  # int on the steps clock, seconds on the seconds clock
     cycle: int
-    kind: str  # "early_stop", "early_stop_skipped" or "reset"
+    kind: str  # "early_stop", "early_stop_skipped", "plateau_metric", "reset", "reset_skipped"
     reason: str
     metrics: dict[str, float]
     old_boundaries: list[float]
@@ -253,16 +260,68 @@ def _adopt_table(out: ReinitOutput, table: CycleTable) -> ReinitOutput:
                         opt_state=replace_table(out.opt_state, table))
 
 
+def _plateau_event(out: ReinitOutput, when: int | float, kind: str, reason: str,
+                   metrics: dict[str, float]) -> ReinitOutput:
+    boundaries = out.state.table.boundaries()
+    event = ReinitEvent(step=when, cycle=int(np.asarray(out.state.cycle)), kind=kind,
+                        reason=reason, metrics=metrics, old_boundaries=boundaries,
+                        new_boundaries=boundaries)
+    return out._replace(events=(*out.events, event))
+
+
+def _new_evaluations(out: ReinitOutput, eval_results: EvalResults, t: float,
+                     config: ReinitConfig) -> list[tuple[int, Any]]:
+    """The checked entries not yet fed (empty on ordinary steps: one comparison)."""
+    last = int(np.asarray(out.state.plateau.last_fed_step))
+    if eval_results:
+        newest = _validation.integer("global_step in eval_results",
+                                     _eval_results_entry(eval_results[-1])[0], minimum=0)
+        if newest == last:
+            return []
+        if newest < last:
+            raise _validation.value_error(
+                "global_step in eval_results", newest,
+                f"not lower than the newest evaluation already read (step {last})",
+                fix="steps must not go backwards; pass the run's whole eval_results list")
+    current = int(t) if config.clock == "steps" else None
+    return check_eval_results(eval_results, after=last, global_step=current)
+
+
+def _choose_metric(config: ReinitConfig, out: ReinitOutput, eval_results: EvalResults,
+                   new: list[tuple[int, Any]], workload: Any, when: int | float,
+                   ) -> tuple[PlateauConfig | None, ReinitOutput]:
+    """The plateau metric, chosen from the first evaluation with validation metrics.
+
+    Recorded as a ``plateau_metric`` event when that evaluation is among the new ones.
+    """
+    first = next(((s, m) for s, m in (_eval_results_entry(e) for e in eval_results)
+                  if isinstance(m, Mapping) and any(
+                      isinstance(k, str) and k.startswith("validation/") for k in m)), None)
+    if first is None:
+        return None, out
+    choice = choose_plateau_metric(config.plateau, first[1], workload=workload)
+    if first[0] >= new[0][0]:
+        out = _plateau_event(out, when, "plateau_metric", choice.reason, {})
+    return choice.config, out
+
+
 def _early_stop(config: ReinitConfig, out: ReinitOutput, eval_results: EvalResults,
-                t: float, when: int | float) -> ReinitOutput:
+                t: float, when: int | float, workload: Any) -> ReinitOutput:
     """The early-stop half: feeds new evaluations; on a trigger ends the cycle at ``t``."""
+    if config.plateau is None:
+        return out
+    new = _new_evaluations(out, eval_results, t, config)
+    if not new:
+        return out
     state = out.state
-    if config.plateau is None or not eval_results:
-        return out
-    if int(eval_results[-1][0]) <= int(np.asarray(state.plateau.last_fed_step)):
-        return out
+    plateau_config, out = _choose_metric(config, out, eval_results, new, workload, when)
+    if plateau_config is None:  # nothing to watch: only the cursor moves
+        plateau = state.plateau._replace(last_fed_step=np.asarray(new[-1][0], np.int32))
+        return out._replace(state=state._replace(plateau=plateau))
+    # An evaluation without the chosen metric only moves the cursor (never a crash).
+    usable = [(s, m if plateau_config.metric in m else {}) for s, m in new]
     before = int(np.asarray(state.plateau.num_triggers))
-    plateau = feed_eval_results(config.plateau, state.plateau, eval_results)
+    plateau = feed_eval_results(plateau_config, state.plateau, usable)
     out = out._replace(state=state._replace(plateau=plateau))
     if int(np.asarray(plateau.num_triggers)) <= before:
         return out
@@ -271,7 +330,7 @@ def _early_stop(config: ReinitConfig, out: ReinitOutput, eval_results: EvalResul
     event = ReinitEvent(
         step=when, cycle=result.cycle,
         kind="early_stop" if result.applied else "early_stop_skipped",
-        reason=f"plateau ({reason}): {result.reason}",
+        reason=f"plateau ({reason}, {plateau_config.metric}): {result.reason}",
         metrics=_plateau_metrics(plateau),
         old_boundaries=list(result.old_boundaries),
         new_boundaries=list(result.new_boundaries),
@@ -280,7 +339,8 @@ def _early_stop(config: ReinitConfig, out: ReinitOutput, eval_results: EvalResul
     if not result.applied:
         return out
     out = _adopt_table(out, result.table)
-    return out._replace(state=out.state._replace(num_early_stops=out.state.num_early_stops + 1))
+    return out._replace(state=out.state._replace(
+        num_early_stops=_host_int(int(np.asarray(out.state.num_early_stops)) + 1)))
 
 
 def _reset_strength(config: ReinitConfig, eval_results: EvalResults, workload: Any) -> float:
@@ -290,28 +350,81 @@ def _reset_strength(config: ReinitConfig, eval_results: EvalResults, workload: A
     return float(np.clip(np.nan_to_num(float(strength), nan=0.0), 0.0, 1.0))
 
 
+ResetFn = Callable[..., tuple[Any, Any, Any]]
+
+
+def make_reset_fn(config: ReinitConfig, workload: Any, *,
+                  tx: optax.GradientTransformation | None = None, mask: Any = None,
+                  out_shardings: Any = None, jit: bool = True) -> ResetFn:
+    """The arrays half of a reset as one function, jitted once per run.
+
+    ``reset(params, model_state, opt_state, key, cycle, fold, strength)`` draws fresh
+    parameters from ``workload.init_model_fn`` (with ``fold_in(key, cycle)`` when
+    ``fold`` is true, else ``key`` itself), mixes parameters and model state by
+    ``config.params`` and resets the optimizer state by ``config.optimizer``; every
+    argument is an array, so each reset of a run reuses one executable (eager, the
+    same work compiles a dozen small ops on the clock).
+
+    Args:
+      config: the reinit configuration.
+      workload: provides ``init_model_fn``.
+      tx: the optimizer (for ``OptimizerResetPolicy(mode="reinit")``).
+      mask: the parameters' reset mask (``param_reset_mask``); ``None`` resolves it
+        from the params' structure while tracing.
+      out_shardings: ``jax.jit``'s ``out_shardings`` (e.g. replicated).
+      jit: ``False`` returns the plain function.
+
+    Returns:
+      ``reset(...) -> (params, model_state, opt_state)``.
+    """
+
+    def reset(params, model_state, opt_state, key, cycle, fold, strength):
+        if config.params.mode != "keep":
+            key = jnp.where(fold, jax.random.fold_in(key, cycle), key)
+            fresh_params, fresh_model_state = workload.init_model_fn(key)
+            selected = mask if mask is not None else param_reset_mask(
+                config.params, params, workload=workload)
+            params = reset_params(config.params, params, fresh_params, strength, mask=selected)
+            model_state = reset_model_state(config.params, model_state, fresh_model_state,
+                                            strength)
+        opt_state = reset_optimizer_state(config.optimizer, opt_state, params, tx=tx)
+        return params, model_state, opt_state
+
+    return jax.jit(reset, out_shardings=out_shardings) if jit else reset
+
+
+def _host_int(x: Any) -> jax.Array:
+    """A counter as a fresh int32 array, computed on the host (no op compiled)."""
+    return jax.device_put(np.int32(x))
+
+
 def _new_cycle(config: ReinitConfig, out: ReinitOutput, t: float, when: int | float, *,
                workload: Any, rng: Any, eval_results: EvalResults,
-               tx: optax.GradientTransformation | None, mask: Any) -> ReinitOutput:
+               tx: optax.GradientTransformation | None, mask: Any,
+               reset_fn: ResetFn | None, can_reset: Callable[[], bool] | None,
+               ) -> ReinitOutput:
     """The reset half: once a new cycle has begun, resets by the configured policies."""
     cycle = _owning_cycle(out.state.table, t)
     if cycle <= int(np.asarray(out.state.cycle)):
         return out
     plateau = reset_plateau(config.plateau or PlateauConfig(), out.state.plateau)
-    state = out.state._replace(cycle=jnp.asarray(cycle, jnp.int32), plateau=plateau)
+    state = out.state._replace(cycle=_host_int(cycle), plateau=plateau)
     if not config.resets_anything:
         return out._replace(state=state)
-    strength = _reset_strength(config, eval_results, workload)
-    params, model_state = out.params, out.model_state
-    if config.params.mode != "keep":
-        key = jax.random.fold_in(state.key, cycle) if rng is None else _raw_key(rng)
-        fresh_params, fresh_model_state = workload.init_model_fn(key)
-        if mask is None:
-            mask = param_reset_mask(config.params, params, workload=workload)
-        params = reset_params(config.params, params, fresh_params, strength, mask=mask)
-        model_state = reset_model_state(config.params, model_state, fresh_model_state, strength)
-    opt_state = reset_optimizer_state(config.optimizer, out.opt_state, params, tx=tx)
     boundaries = state.table.boundaries()
+    if can_reset is not None and not can_reset():
+        event = ReinitEvent(step=when, cycle=cycle, kind="reset_skipped",
+                            reason=f"cycle {cycle} began: parameters are not finite",
+                            metrics={}, old_boundaries=boundaries, new_boundaries=boundaries)
+        return out._replace(state=state, events=(*out.events, event))
+    strength = _reset_strength(config, eval_results, workload)
+    fold = rng is None
+    key = state.key if fold else _raw_key(rng)
+    if reset_fn is None:
+        reset_fn = make_reset_fn(config, workload, tx=tx, mask=mask, jit=False)
+    params, model_state, opt_state = reset_fn(
+        out.params, out.model_state, out.opt_state, key, np.int32(cycle), np.bool_(fold),
+        np.float32(strength))
     event = ReinitEvent(
         step=when, cycle=cycle, kind="reset",
         reason=(f"cycle {cycle} began: params {config.params.mode}, optimizer "
@@ -319,7 +432,7 @@ def _new_cycle(config: ReinitConfig, out: ReinitOutput, t: float, when: int | fl
         metrics={"strength": strength},
         old_boundaries=boundaries, new_boundaries=boundaries,
     )
-    state = state._replace(num_resets=state.num_resets + 1)
+    state = state._replace(num_resets=_host_int(int(np.asarray(state.num_resets)) + 1))
     return ReinitOutput(params, model_state, opt_state, state, (*out.events, event))
 
 
@@ -337,6 +450,8 @@ def model_reinit_schedule(
     *,
     tx: optax.GradientTransformation | None = None,
     mask: Any = None,
+    reset_fn: ResetFn | None = None,
+    can_reset: Callable[[], bool] | None = None,
 ) -> ReinitOutput:
     """Applies early stops and cycle-boundary resets due at ``global_step``.
 
@@ -353,7 +468,10 @@ def model_reinit_schedule(
         when the caller's key depends only on the step, as AlgoPerf's does).
       hyperparameters: unused by the default policies; passed to a ``strength``
         callable's workload hooks (kept for the seed's signature).
-      eval_results: AlgoPerf's ``eval_results`` (only ``validation/*`` is read).
+      eval_results: AlgoPerf's ``eval_results`` list of ``(global_step, metrics)``
+        (only ``validation/*`` is read). The plateau metric is chosen from its first
+        evaluation (``choose_plateau_metric``; a ``plateau_metric`` event says which);
+        an evaluation lacking it is skipped.
       state: the :class:`ReinitState`.
       params: current parameters.
       model_state: current model state (batch-norm statistics and the like).
@@ -364,14 +482,29 @@ def model_reinit_schedule(
         ``param_reset_mask(config.params, params, workload=workload)``; it depends only
         on the structure of the params, so resolve it once when the run is built
         (it is not part of the state). ``None`` resolves it at every reset.
+      reset_fn: the arrays half of a reset from :func:`make_reset_fn` (built once per
+        run, so every reset reuses one compiled function); ``None`` runs it eagerly.
+      can_reset: called when a new cycle begins (and only then); ``False`` (e.g. the
+        parameters are not finite) skips the reset and records ``reset_skipped``.
 
     Returns:
       :class:`ReinitOutput` ``(params, model_state, opt_state, state, events)``.
+
+    Raises:
+      TypeError: ``eval_results`` is not a list of ``(int, dict)`` pairs, or a metric
+        value is not a number (a string, say).
+      ValueError: ``global_step`` is negative, an evaluation's step is negative,
+        lower than the one before (steps going backwards), or later than
+        ``global_step`` (steps clock).
     """
     del hyperparameters
     out = ReinitOutput(params, model_state, opt_state, check_reinit_state(state), ())
-    t = float(global_step)
+    t = _validation.real("global_step", global_step)
+    if t < 0:
+        raise _validation.value_error("global_step", global_step, "a finite number >= 0")
     when = int(global_step) if config.clock == "steps" else t  # event time, as given
-    out = _early_stop(config, out, eval_results, t, when)
+    check_kind(eval_results)
+    out = _early_stop(config, out, eval_results, t, when, workload)
     return _new_cycle(config, out, t, when, workload=workload, rng=rng,
-                      eval_results=eval_results, tx=tx, mask=mask)
+                      eval_results=eval_results, tx=tx, mask=mask, reset_fn=reset_fn,
+                      can_reset=can_reset)

@@ -9,7 +9,13 @@ make of the optimizer state), everything else is a JSON string inside the file.
 
 ``checkpoint_<global_step>.msgpack`` is written to a temporary name, flushed to
 disk and renamed, so a process killed mid-save leaves the previous checkpoint
-intact; older checkpoints are removed only after the new one is in place.
+intact; the newest ``keep`` checkpoints are kept (``--keep_checkpoints``, default
+2), older ones removed only after the new one is in place. The file is an outer
+msgpack map ``{format, sha256, body}`` whose ``body`` is the serialised content
+and ``sha256`` its SHA-256: :func:`load_checkpoint` verifies it, so bytes changed
+anywhere in the file (array data included) are a :class:`CheckpointError`, never a
+run that silently continues from different values. A write that fails (a full or
+read-only disk) removes its temporary file.
 Restoring into the structure a fresh ``init`` built checks that the trees match:
 a checkpoint of another run or another code version is a clear error, never a
 silent partial restore.
@@ -17,6 +23,7 @@ silent partial restore.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -38,7 +45,8 @@ __all__ = [
     "save_checkpoint",
 ]
 
-CHECKPOINT_FORMAT = "algoperf_reinit.runner/1"
+CHECKPOINT_FORMAT = "algoperf_reinit.runner/2"
+_OLD_FORMAT = "algoperf_reinit.runner/1"  # no checksum; still read
 _NAME = re.compile(r"^checkpoint_(\d+)\.msgpack$")
 
 
@@ -85,7 +93,7 @@ def save_checkpoint(
     params: Any,
     model_state: Any,
     optimizer_state: Any,
-    keep: int = 1,
+    keep: int = 2,
 ) -> pathlib.Path:
     """Writes ``checkpoint_<global_step>.msgpack`` atomically; keeps the newest ``keep``.
 
@@ -101,21 +109,25 @@ def save_checkpoint(
       The path written.
     """
     trial_dir = pathlib.Path(trial_dir)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
+    body = flax.serialization.msgpack_serialize({
         "meta": json.dumps(dict(meta), allow_nan=True),
         "params": _state_dict(params),
         "model_state": _state_dict(model_state),
         "optimizer_state": _state_dict(optimizer_state),
-    }
-    data = flax.serialization.msgpack_serialize(payload)
+    })
+    data = flax.serialization.msgpack_serialize({
+        "format": CHECKPOINT_FORMAT, "sha256": hashlib.sha256(body).hexdigest(), "body": body})
     path = trial_dir / f"checkpoint_{int(global_step)}.msgpack"
     tmp = trial_dir / f".{path.name}.tmp{os.getpid()}"
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     for _, old in find_checkpoints(trial_dir)[:-keep] if keep > 0 else []:
         if old != path:
             old.unlink(missing_ok=True)
@@ -129,14 +141,16 @@ def load_checkpoint(path: str | pathlib.Path) -> Checkpoint:
       CheckpointError: if the file is unreadable, truncated or not ours.
     """
     path = pathlib.Path(path)
-    hint = ("; move it away to resume from an older checkpoint, or pass --overwrite to "
-            "start this run again")
+    hint = ("; --resume_last_run falls back to an older checkpoint if one is intact, or "
+            "pass --overwrite to start this run again")
     try:
         raw = flax.serialization.msgpack_restore(path.read_bytes())
     except Exception as e:  # msgpack raises several types for truncated/garbled input
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt ({type(e).__name__}: "
                               f"{e}){hint}") from None
-    if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
+    if isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT:
+        raw = _verified_body(path, raw, hint)
+    elif not isinstance(raw, dict) or raw.get("format") != _OLD_FORMAT:
         found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
         raise CheckpointError(f"checkpoint {str(path)!r} has format {found!r}, expected "
                               f"{CHECKPOINT_FORMAT!r}{hint}")
@@ -146,6 +160,21 @@ def load_checkpoint(path: str | pathlib.Path) -> Checkpoint:
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} is incomplete ({e}){hint}") from None
     return Checkpoint(path=path, meta=meta, arrays=arrays)
+
+
+def _verified_body(path: pathlib.Path, raw: dict[str, Any], hint: str) -> dict[str, Any]:
+    """The inner content of a checkpoint whose SHA-256 matches the one stored with it."""
+    body, digest = raw.get("body"), raw.get("sha256")
+    if not isinstance(body, bytes) or hashlib.sha256(body).hexdigest() != digest:
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt (its SHA-256 checksum does "
+                              f"not match its content){hint}")
+    try:
+        inner = flax.serialization.msgpack_restore(body)
+    except Exception as e:  # pragma: no cover - a matching checksum over garbage
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt ({e}){hint}") from None
+    if not isinstance(inner, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt (no content){hint}")
+    return inner
 
 
 def restore_arrays(checkpoint: Checkpoint, name: str, target: Any) -> Any:

@@ -37,6 +37,7 @@ __all__ = [
 RUN_FILE_PATTERNS = (
     "flags_*.json", "meta_data_*.json", "hparams.json", "eval_measurements.csv",
     "measurements.csv", "summary.json", "checkpoint_*.msgpack", ".checkpoint_*", "*.tmp*",
+    "checkpoint_*.msgpack.corrupt", ".lock",
 )
 SUMMARY_JSON = "summary.json"
 """The trial's summary (written by the runner at the end of a trial)."""

@@ -63,6 +63,7 @@ class RunnerFlags:
     overwrite: bool = False
     resume_last_run: bool = False
     save_checkpoints: bool = True
+    keep_checkpoints: int = 2
     workload_kwargs: str = "{}"
     data_dir: str | None = None
     framework: str = "jax"
@@ -131,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_every_steps", type=_optional_int, default=None,
                    help="evaluate at step 1 and every N steps instead of every "
                         "eval_period_time_sec of wall time (reproducible runs)")
+    p.add_argument("--keep_checkpoints", type=int, default=d.keep_checkpoints,
+                   help="checkpoints kept per trial (the newest N); --resume_last_run falls "
+                        "back to the newest intact one")
     p.add_argument("--rng_seed", type=int, default=d.rng_seed,
                    help="0 means a random seed (printed), as in AlgoPerf")
     p.add_argument("--workload_kwargs", default=d.workload_kwargs,
@@ -153,9 +157,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check(flags: RunnerFlags) -> None:
-    for name in ("num_tuning_trials", "max_global_steps", "eval_every_steps"):
+    for name in ("num_tuning_trials", "max_global_steps", "eval_every_steps",
+                 "keep_checkpoints"):
         value = getattr(flags, name)
-        if name == "num_tuning_trials" or value is not None:
+        if name in ("num_tuning_trials", "keep_checkpoints") or value is not None:
             v.integer(f"--{name}", value, minimum=1)
     v.integer("--rng_seed", flags.rng_seed, minimum=0, fix="0 draws a random seed")
     if flags.overwrite and flags.resume_last_run:

@@ -164,7 +164,8 @@ def save(ctx: TrialContext, state: TrialState, *, final: bool = False) -> None:
         meta={"global_step": state.global_step, "preemption_count": ctx.preemption_count,
               "final": final, "train_state": state.train._asdict(),
               "eval_results": state.eval_results, "rng_seed": ctx.setup.rng_seed,
-              "fingerprint": ctx.fingerprint, **sample_source_meta(ctx.input_queue)})
+              "fingerprint": ctx.fingerprint, **sample_source_meta(ctx.input_queue)},
+        keep=ctx.setup.keep_checkpoints)
 
 
 def _train_step(ctx: TrialContext, state: TrialState, keys: StepKeys,

@@ -30,6 +30,7 @@ __all__ = [
     "CsvTable",
     "MetricLogger",
     "read_csv",
+    "repair_torn_tail",
     "row_step",
     "truncate_csv",
 ]
@@ -64,6 +65,29 @@ def row_step(row: Mapping[str, str], column: str = "global_step") -> int:
         return int(float(row.get(column) or 0))
     except ValueError:
         return 0
+
+
+def repair_torn_tail(path: str | pathlib.Path) -> str | None:
+    """Removes a last line cut off mid-write (no final newline) from a CSV file.
+
+    A process killed while appending a row leaves a partial line; a later append
+    would glue the next row to it. Every complete row ends with a newline, so a
+    file that does not end with one has a torn last line.
+
+    Returns:
+      The removed text, or ``None`` if the file is absent or intact.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return None
+    cut = data.rfind(b"\n") + 1
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data[:cut])
+    os.replace(tmp, path)
+    return data[cut:].decode(errors="replace")
 
 
 class CsvTable:

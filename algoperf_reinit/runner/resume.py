@@ -1,9 +1,16 @@
 """Resuming a trial: which checkpoint, whether it is this run's, and the files lined up with it.
 
-With ``--resume_last_run`` a trial continues from its newest checkpoint
+With ``--resume_last_run`` a trial continues from its newest intact checkpoint
 (``checkpoint_<step>.msgpack``). :func:`resume_point` decides, before anything is
 built or written:
 
+* a checkpoint that fails its checksum or cannot be read is skipped for the newest
+  older one that is intact (the runner keeps ``--keep_checkpoints``, default 2); the
+  corrupt file is renamed ``checkpoint_<step>.msgpack.corrupt`` (never deleted) and
+  the fallback is printed; if none is intact the run stops with the newest one's
+  error and nothing is changed;
+* a CSV file whose last line was cut off mid-write (no final newline: the process
+  was killed while appending) loses that partial line, and says so;
 * the checkpoint must have been written by this run: its *fingerprint* (workload,
   its kwargs, submission, ruleset, hyperparameters, seed, batch size) must equal
   the current one, else :class:`~algoperf_reinit.runner.checkpoint.CheckpointError`;
@@ -21,6 +28,7 @@ built or written:
 
 from __future__ import annotations
 
+import os
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -34,6 +42,7 @@ from algoperf_reinit.runner.metrics import (
     EVAL_CSV,
     MEASUREMENTS_CSV,
     read_csv,
+    repair_torn_tail,
     row_step,
     truncate_csv,
 )
@@ -106,6 +115,43 @@ def align_files(trial_dir: pathlib.Path, step: int, artifacts: Sequence[RunArtif
     return dropped
 
 
+def _newest_intact(trial_dir: pathlib.Path, fingerprint: Mapping[str, Any],
+                   say: Callable[[str], None]) -> ckpt.Checkpoint | None:
+    """The newest checkpoint that loads; corrupt newer ones are renamed ``*.corrupt``."""
+    found = ckpt.find_checkpoints(trial_dir)
+    errors: list[tuple[pathlib.Path, ckpt.CheckpointError]] = []
+    for _, path in reversed(found):
+        try:
+            checkpoint = ckpt.load_checkpoint(path)
+        except ckpt.CheckpointError as e:
+            errors.append((path, e))
+            continue
+        check_fingerprint(checkpoint, fingerprint)
+        for bad, error in errors:
+            moved = bad.with_name(bad.name + ".corrupt")
+            os.replace(bad, moved)
+            say(f"{bad.name} is unusable ({str(error).split('; ')[0]}): resuming from the "
+                f"older {path.name} instead; the bad file is kept as {moved.name}")
+        return checkpoint
+    if errors:
+        path, error = errors[0]
+        raise ckpt.CheckpointError(f"{error}; no older intact checkpoint to fall back to "
+                                   f"({len(found)} checkpoint(s) in {str(trial_dir)!r})")
+    return None
+
+
+def _repair_csv_files(trial_dir: pathlib.Path, artifacts: Sequence[RunArtifact],
+                      say: Callable[[str], None]) -> None:
+    paths = [trial_dir / EVAL_CSV, trial_dir / MEASUREMENTS_CSV]
+    paths += [p for a in artifacts if a.step_column is not None
+              for p in sorted(trial_dir.glob(a.name)) if p.is_file()]
+    for path in paths:
+        torn = repair_torn_tail(path)
+        if torn is not None:
+            say(f"{path.name}: its last line was cut off mid-write ({torn[:40]!r}...): "
+                "removed it (the resumed run writes that row again)")
+
+
 def resume_point(trial_dir: pathlib.Path, *, resume: bool, fingerprint: Mapping[str, Any],
                  artifacts: Sequence[RunArtifact], say: Callable[[str], None]) -> ResumePoint:
     """Chooses where the trial starts and lines its files up with that point.
@@ -121,21 +167,19 @@ def resume_point(trial_dir: pathlib.Path, *, resume: bool, fingerprint: Mapping[
       The :class:`ResumePoint`.
 
     Raises:
-      CheckpointError: for a corrupt checkpoint or one of another run (nothing is
-        changed then).
+      CheckpointError: if no checkpoint is intact, or the newest intact one is of
+        another run (nothing is changed then).
       ValueError: if the trial holds results but no checkpoint.
     """
     checkpoint = None
     if resume:
-        path = ckpt.latest_checkpoint(trial_dir)
-        if path is not None:
-            checkpoint = ckpt.load_checkpoint(path)
-            check_fingerprint(checkpoint, fingerprint)
-        elif read_csv(trial_dir / EVAL_CSV) or (trial_dir / SUMMARY_JSON).exists():
+        checkpoint = _newest_intact(trial_dir, fingerprint, say)
+        if checkpoint is None and (read_csv(trial_dir / EVAL_CSV) or (trial_dir / SUMMARY_JSON).exists()):
             raise ValueError(
                 f"{str(trial_dir)!r} holds results but no checkpoint to resume from (was it "
                 "run with --nosave_checkpoints?); pass --overwrite to run it again from step "
                 "0, or another --experiment_name")
+        _repair_csv_files(trial_dir, artifacts, say)
     if checkpoint is None:
         if resume and (trial_dir / EVAL_CSV).exists():
             # Killed before its first eval and checkpoint: nothing to keep, start again.

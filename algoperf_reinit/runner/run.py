@@ -162,7 +162,8 @@ def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
         continue_past_target=flags.continue_past_target,
         save_checkpoints=flags.save_checkpoints, resume=flags.resume_last_run,
         fingerprint=fingerprint, flags={**flags.to_json_dict(), "rng_seed_used": seed},
-        progress_mode=flags.progress, sample_source=sample_source)
+        progress_mode=flags.progress, keep_checkpoints=flags.keep_checkpoints,
+        sample_source=sample_source)
 
 
 def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None,

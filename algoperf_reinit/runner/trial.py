@@ -47,6 +47,7 @@ from algoperf_reinit.runner.experiment import (
     run_metadata,
     write_json,
 )
+from algoperf_reinit.runner.lock import trial_lock
 from algoperf_reinit.runner.loop import (
     TrainState,
     TrialContext,
@@ -91,6 +92,7 @@ class TrialSetup:
       fingerprint: facts a checkpoint must match to be resumed.
       flags: all flag values, for ``flags_<p>.json``.
       progress_mode: see :class:`~algoperf_reinit.runner.progress.Progress`.
+      keep_checkpoints: checkpoints kept (the newest ``N``).
       sample_source: ``(workload, global_batch_size) -> SampleSource`` to train on
         instead of the workload's input queue (``runner.sample_source``), or ``None``.
     """
@@ -109,6 +111,7 @@ class TrialSetup:
     fingerprint: Mapping[str, Any]
     flags: Mapping[str, Any]
     progress_mode: str = "auto"
+    keep_checkpoints: int = 2
     sample_source: Any = None
 
 
@@ -184,17 +187,20 @@ def run_trial(workload: Any, submission: Any, setup: TrialSetup, *,
     """
     trial_dir = setup.trial_dir
     trial_dir.mkdir(parents=True, exist_ok=True)
-    point = resume_point(trial_dir, resume=setup.resume, fingerprint=setup.fingerprint,
-                         artifacts=submission.artifacts,
-                         say=lambda text: print(text, file=out or sys.stdout))
-    if point.finished:
-        return TrialResult(trial_dir=trial_dir,
-                           summary=json.loads((trial_dir / SUMMARY_JSON).read_text()),
-                           params=None, model_state=None,
-                           eval_results=list(saved_eval_results(point.checkpoint)))
-    with _env(run_dir_env, str(trial_dir)), CompileCounter() as counter:
-        ctx, state = _start(workload, submission, setup, point, counter, out)
-        return _finish(ctx, run_loop(ctx, state))
+    def say(text: str) -> None:
+        print(text, file=out or sys.stdout)
+
+    with trial_lock(trial_dir, say):
+        point = resume_point(trial_dir, resume=setup.resume, fingerprint=setup.fingerprint,
+                             artifacts=submission.artifacts, say=say)
+        if point.finished:
+            return TrialResult(trial_dir=trial_dir,
+                               summary=json.loads((trial_dir / SUMMARY_JSON).read_text()),
+                               params=None, model_state=None,
+                               eval_results=list(saved_eval_results(point.checkpoint)))
+        with _env(run_dir_env, str(trial_dir)), CompileCounter() as counter:
+            ctx, state = _start(workload, submission, setup, point, counter, out)
+            return _finish(ctx, run_loop(ctx, state))
 
 
 def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint,

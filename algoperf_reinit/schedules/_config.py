@@ -153,8 +153,10 @@ class ScheduleConfig:
       warmup_scales: per-cycle multiplicative scale of the warmup fraction.
       init_value: value at the start of each warmup (absolute; scalar or per cycle).
       end_value: value at the end of each decay (absolute; scalar or per cycle).
-      end_factor: if set, each cycle ends at ``end_factor * peak_i`` instead.
-      clock: ``"steps"`` or ``"seconds"`` (the budget is then seconds of time).
+      end_factor: if set, each cycle ends at ``end_factor * peak_i`` instead
+        (mutually exclusive with a non-zero ``end_value``).
+      clock: ``"steps"``, ``"seconds"`` (the budget is then seconds of time) or
+        ``"layer_tokens"`` (layer tokens, random-LTD's clock).
 
     Example:
       >>> cfg = ScheduleConfig(alter_lr=(0.0, 0.002, -0.001), decay_shapes="cosine")
@@ -205,6 +207,12 @@ class ScheduleConfig:
             fix="or None for no limit"))
         set_("end_factor",
              _validation.optional(_validation.unit_interval, "end_factor", self.end_factor))
+        ends = self.end_value if isinstance(self.end_value, tuple) else (self.end_value,)
+        if self.end_factor is not None and any(v != 0.0 for v in ends):
+            raise _validation.value_error(
+                "end_value", self.end_value, "0 (the default) when end_factor is set",
+                fix=f"end_factor={self.end_factor!r} and end_value are mutually exclusive: "
+                    "give one of them")
 
     def per_cycle(self, name: str, i: int) -> Any:
         """Value of per-cycle field ``name`` for cycle ``i``."""
@@ -250,4 +258,9 @@ class ScheduleConfig:
                 )
             kwargs[name] = value
             source[name] = key
+            if name in _PER_CYCLE and _as_tuple(value) == ():
+                # Named as the user gave it (the seed's key), not as our field.
+                fix = None if key == name else f"{key} sets ScheduleConfig.{name}"
+                raise _validation.value_error(key, value, "a scalar or a non-empty sequence",
+                                              fix=fix)
         return cls(**kwargs)

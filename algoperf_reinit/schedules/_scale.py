@@ -9,7 +9,8 @@ boundaries after an early stop, new peaks) is then a change of data:
 
 The table is read at the transformation's own step counter (``steps`` clock) or at
 a time the host writes into the state with :func:`set_clock_time` (``seconds``
-clock, e.g. AlgoPerf's accumulated submission time). The counter is called
+clock, e.g. AlgoPerf's accumulated submission time; ``layer_tokens`` clock, the layer
+tokens random-LTD really computed, ``data_efficiency.layer_token_lr_table``). The counter is called
 ``step`` (not ``count``) so that optimizer-state resets that clear step counts
 leave the schedule's position alone.
 """
@@ -20,6 +21,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from algoperf_reinit import _validation
@@ -54,8 +56,8 @@ def scale_by_cycle_table(table: CycleTable, clock: str = "steps") -> optax.Gradi
     Args:
       table: the initial cycle table. Later tables must have the same capacity
         (pad with ``capacity=`` when building it) to reuse the compiled step.
-      clock: ``"steps"`` (position = number of updates applied) or ``"seconds"``
-        (position = the time last written with :func:`set_clock_time`).
+      clock: ``"steps"`` (position = number of updates applied), ``"seconds"`` or
+        ``"layer_tokens"`` (position = the value last written with :func:`set_clock_time`).
 
     Returns:
       The transformation. Chain it after a direction such as
@@ -160,8 +162,9 @@ def replace_table(opt_state: Any, table: CycleTable) -> Any:
                     f"{jnp.result_type(old)}; build it with capacity={state.table.capacity} "
                     "so the compiled step can be reused"
                 )
-        # A copy: the train step donates its state, so it must own these buffers.
-        return state._replace(table=jax.tree.map(jnp.array, table))
+        # A copy: the train step donates its state, so it must own these buffers. Host
+        # numpy then device_put: no op is compiled (jnp.array compiles jit(stage) in jax >= 0.8).
+        return state._replace(table=jax.device_put(jax.tree.map(np.array, table)))
 
     return _map_schedule_states(swap, opt_state)
 

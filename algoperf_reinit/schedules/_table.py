@@ -39,8 +39,9 @@ __all__ = [
     "table_from_cycles",
 ]
 
-CLOCKS = ("steps", "seconds")
-"""Clocks a schedule can run on: optimizer steps, or seconds of submission time."""
+CLOCKS = ("steps", "seconds", "layer_tokens")
+"""Clocks a schedule can run on: optimizer steps, seconds of submission time, or
+random-LTD's consumed layer tokens (written by the host like seconds)."""
 
 
 def check_clock(clock: Any, field: str = "clock") -> str:
@@ -279,7 +280,7 @@ def table_from_cycles(
       capacity: number of table rows; rows past ``len(cycles)`` are padding. A fixed
         capacity lets tables with different cycle counts share one compiled
         function. ``None`` means ``len(cycles)``.
-      clock: ``"steps"`` (lengths are whole numbers) or ``"seconds"``.
+      clock: ``"steps"`` (lengths are whole numbers), ``"seconds"`` or ``"layer_tokens"``.
 
     Returns:
       The table.

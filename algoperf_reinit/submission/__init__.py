@@ -10,6 +10,7 @@ from algoperf_reinit.submission._events import (
     EVENTS_FILE,
     EventLog,
     event_message,
+    is_writer,
     run_artifacts,
 )
 from algoperf_reinit.submission._hparams import HParams, resolve_hparams
@@ -50,6 +51,7 @@ __all__ = [
     "curriculum_submission_api",
     "event_message",
     "harness_run_dir",
+    "is_writer",
     "make_train_step",
     "replicated",
     "resolve_hparams",

@@ -1,12 +1,16 @@
 """The run's event log: ``events.csv`` and ``lr_schedule.png`` in the run directory.
 
-One CSV row per early stop or reset (``global_step``, ``cycle``, ``kind``,
-``reason``, the metric values that decided it, old and new boundaries as JSON
-lists). The PNG shows the learning rate the run applies: the current cycle table,
+One CSV row per event (``global_step``, ``cycle``, ``kind``, ``reason``, the
+metric values that decided it, old and new boundaries as JSON lists): early stops
+(``early_stop``; ``early_stop_skipped`` when there was nothing left to end), resets,
+the plateau metric chosen at the first evaluation (``plateau_metric``) and the first
+non-finite training loss (``non_finite``). Only process 0 (``jax.process_index() ==
+0``) writes any file; the other processes of a multi-host run write nothing. The PNG shows the learning rate the run applies: the current cycle table,
 and before each early stop the table that was in effect then (its abandoned plan
 dotted), with every event so far; it is drawn at ``init_optimizer_state`` and
 redrawn after every event. The superseded tables are kept in
-``schedule_history.json``. The files on disk are the record: a resumed run reads
+``schedule_history.json`` (strict JSON; a padding row's ``+inf`` start is
+``null``). The files on disk are the record: a resumed run reads
 them back (keeping only history entries whose early stop is still in
 ``events.csv``), so its plot keeps the earlier events.
 
@@ -28,9 +32,10 @@ from algoperf_reinit._records import dumps_strict, read_csv
 from algoperf_reinit.reinit import ReinitEvent
 from algoperf_reinit.run_protocol import RunArtifact
 from algoperf_reinit.schedules import CycleTable
+from algoperf_reinit.submission._hparams import RESOLVED_FILE
 
 __all__ = ["EVENTS_FILE", "EVENT_COLUMNS", "HISTORY_FILE", "PLOT_FILE", "EventLog",
-           "event_message", "run_artifacts"]
+           "event_message", "is_writer", "run_artifacts"]
 
 EVENT_COLUMNS = (
     "global_step", "cycle", "kind", "reason", "metrics", "old_boundaries", "new_boundaries",
@@ -38,7 +43,17 @@ EVENT_COLUMNS = (
 EVENTS_FILE = "events.csv"
 PLOT_FILE = "lr_schedule.png"
 HISTORY_FILE = "schedule_history.json"
-_HISTORY_VERSION = 1
+_HISTORY_VERSION = 2  # 2: strict JSON (padding starts as null); 1 wrote Infinity
+_READS = (1, 2)
+# Events that are no point on the schedule: not marked on the plot (the CSV keeps them).
+_NOT_MARKED = frozenset({"plateau_metric", "non_finite"})
+
+
+def is_writer() -> bool:
+    """Whether this process writes the run's files: process 0 only (``jax.process_index``)."""
+    import jax
+
+    return jax.process_index() == 0
 
 
 def _json(value: object) -> str:
@@ -77,6 +92,7 @@ def run_artifacts() -> tuple[RunArtifact, ...]:
         RunArtifact(PLOT_FILE),
         RunArtifact(HISTORY_FILE),
         RunArtifact(f"{HISTORY_FILE}.tmp"),
+        RunArtifact(RESOLVED_FILE),
     )
 
 
@@ -90,6 +106,7 @@ class EventLog:
     """
 
     def __init__(self, run_dir: pathlib.Path, *, title: str, plot: bool = True):
+        self.writer = is_writer()  # on other processes every method writes nothing
         self.run_dir = pathlib.Path(run_dir)
         self.title = title
         self.plot = plot
@@ -108,6 +125,8 @@ class EventLog:
         Args:
           table: the table the run was built with.
         """
+        if not self.writer:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not self.csv_path.exists():
             with self.csv_path.open("w", newline="") as f:
@@ -119,10 +138,14 @@ class EventLog:
         if not self.history_path.exists():
             return []
         data = json.loads(self.history_path.read_text())
-        if data.get("version") != _HISTORY_VERSION:
+        if data.get("version") not in _READS:
             return []
         stops = {int(float(r["global_step"])) for r in self._read() if r["kind"] == "early_stop"}
-        return [(int(e["step"]), CycleTable(*(np.asarray(e["table"][f], dtype=e["dtypes"][f])
+
+        def column(values: list, dtype: str) -> np.ndarray:  # null: +inf (padding starts)
+            return np.asarray([np.inf if v is None else v for v in values], dtype=dtype)
+
+        return [(int(e["step"]), CycleTable(*(column(e["table"][f], e["dtypes"][f])
                                               for f in CycleTable._fields)))
                 for e in data["entries"] if int(e["step"]) in stops]
 
@@ -134,8 +157,8 @@ class EventLog:
                         CycleTable._fields, table, strict=True)}}
                    for step, table in self.history]
         tmp = self.history_path.with_name(self.history_path.name + ".tmp")
-        # inf marks padding rows: allowed here (Python's json reads it back).
-        tmp.write_text(json.dumps({"version": _HISTORY_VERSION, "entries": entries}))
+        # Strict JSON: the +inf start of a padding row is written as null.
+        tmp.write_text(dumps_strict({"version": _HISTORY_VERSION, "entries": entries}))
         tmp.replace(self.history_path)
 
     def record(self, events: Iterable[ReinitEvent], *, before: CycleTable,
@@ -149,6 +172,8 @@ class EventLog:
             ``before`` joins the history.
         """
         events = list(events)
+        if not self.writer:
+            return
         with self.csv_path.open("a", newline="") as f:
             writer = csv.writer(f)
             for e in events:
@@ -171,15 +196,16 @@ class EventLog:
           built: the table the run was built with (the one :meth:`start` drew).
         """
         self.checked = True
-        if not _same(built, table):
+        if self.writer and not _same(built, table):
             self._draw(table)
 
     def _draw(self, table: CycleTable) -> None:
-        if not self.plot:
+        if not (self.plot and self.writer):
             return
         from algoperf_reinit.plotting import PlotEvent, plot_schedule
 
+        # Skipped early stops are marked too; only non-schedule events are left out.
         marks = [PlotEvent(step=float(row["global_step"]), kind=row["kind"])
-                 for row in self._read() if row["kind"] != "early_stop_skipped"]
+                 for row in self._read() if row["kind"] not in _NOT_MARKED]
         plot_schedule(table, self.png_path, title=self.title, events=marks,
                       history=self.history)

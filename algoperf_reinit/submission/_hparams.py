@@ -8,12 +8,16 @@ search space can tune a subset.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import difflib
+from typing import Any, NamedTuple
 
 from algoperf_reinit import _validation
 from algoperf_reinit._hyperparameters import as_mapping
 
-__all__ = ["HParams", "resolve_hparams"]
+__all__ = ["HParams", "HParamsReport", "report_hparams", "resolve_hparams"]
+RESOLVED_FILE = "hparams_resolved.json"
+"""Written in the run directory at the start of a trial: resolved values, where each
+came from, and names the submission does not read."""
 
 _OPTIONAL = ("dropout_rate", "grad_clip")
 # in_range bounds per hyperparameter; any other is a finite number >= 0.
@@ -94,3 +98,73 @@ def resolve_hparams(hyperparameters: Any, defaults: HParams | None = None) -> HP
     known = {f.name for f in dataclasses.fields(HParams)}
     given = {k: v for k, v in as_mapping(hyperparameters).items() if k in known}
     return dataclasses.replace(defaults, **given) if given else defaults
+
+
+class HParamsReport(NamedTuple):
+    """Which hyperparameters a trial took from the search space and which fell back.
+
+    Attributes:
+      hparams: the resolved values.
+      given: names the search space set (and this submission reads), with values.
+      defaulted: names that took their default, with the default.
+      unknown: names the submission does not read, each with the closest name it
+        reads (by ``difflib`` similarity).
+    """
+
+    hparams: HParams
+    given: dict[str, Any]
+    defaulted: dict[str, Any]
+    unknown: dict[str, str]
+
+    def warnings(self, name: str) -> list[str]:
+        """One message per unknown name (``did you mean``)."""
+        known = sorted(self.given) + sorted(self.defaulted)
+        out = []
+        for key, close in self.unknown.items():
+            out.append(f"hyperparameter {key!r} is not read by {name}: the closest name it "
+                       f"reads is {close!r} (it reads: {', '.join(sorted(known))}); the "
+                       "value is ignored")
+        return out
+
+    def summary(self, name: str) -> str:
+        """The one line said at the start of a trial."""
+        defaulted = ", ".join(f"{k}={v!r}" for k, v in self.defaulted.items()) or "none"
+        return f"{name}: hyperparameters that fell back to defaults: {defaulted}"
+
+    def as_json(self, name: str) -> dict[str, Any]:
+        """The content of ``hparams_resolved.json``."""
+        return {"submission": name, "resolved": dataclasses.asdict(self.hparams),
+                "given": self.given, "defaulted": self.defaulted, "unknown": self.unknown}
+
+
+def report_hparams(hyperparameters: Any, defaults: HParams | None = None) -> HParamsReport:
+    """Resolves like :func:`resolve_hparams` and says where each value came from.
+
+    Args:
+      hyperparameters: as for :func:`resolve_hparams`.
+      defaults: values for names the search space does not set.
+
+    Returns:
+      The :class:`HParamsReport`.
+
+    Raises:
+      TypeError, ValueError: as :func:`resolve_hparams`.
+
+    Example:
+      >>> report = report_hparams({"learning_rate": 3e-3, "lerning_rate": 1.0})
+      >>> report.unknown, "beta2" in report.defaulted
+      ({'lerning_rate': 'learning_rate'}, True)
+    """
+    hparams = resolve_hparams(hyperparameters, defaults)
+    given = as_mapping(hyperparameters)
+    names = [f.name for f in dataclasses.fields(HParams)]
+    unknown = {}
+    for key in given:
+        if key not in names:
+            unknown[str(key)] = difflib.get_close_matches(str(key), names, n=1, cutoff=0.0)[0]
+    return HParamsReport(
+        hparams=hparams,
+        given={k: getattr(hparams, k) for k in names if k in given},
+        defaulted={k: getattr(hparams, k) for k in names if k not in given},
+        unknown=unknown,
+    )

@@ -84,6 +84,8 @@ class StepOutput(NamedTuple):
     opt_state: Any
     loss: jax.Array  # shape=(), dtype=float32; mean training loss of the batch
     grad_norm: jax.Array  # shape=(), dtype=float32; global norm before clipping
+    # shape=(), dtype=bool; loss or gradient norm not finite (sticky with track_non_finite)
+    non_finite: jax.Array
 
 
 def make_train_step(
@@ -91,6 +93,7 @@ def make_train_step(
     tx: optax.GradientTransformation,
     *,
     use_dropout_arg: bool,
+    track_non_finite: bool = False,
 ) -> Callable[..., StepOutput]:
     """Builds the jitted train step for one run.
 
@@ -99,17 +102,20 @@ def make_train_step(
       tx: the optimizer (holds the cycle table in its state).
       use_dropout_arg: pass ``dropout_rate`` to ``model_fn`` (when the
         hyperparameters set one); otherwise the workload's default applies.
+      track_non_finite: the step takes a 9th argument, the run's ``non_finite`` flag
+        (a bool scalar), and returns it OR-ed with this step's (so a divergence is
+        remembered on the device with no host sync per step).
 
     Returns:
       ``step(params, model_state, opt_state, batch, rng, label_smoothing,
-      dropout_rate, grad_clip) -> StepOutput``, jitted with replicated state, the
-      batch sharded on ``'batch'`` and the state buffers donated. ``grad_clip <= 0``
-      disables clipping.
+      dropout_rate, grad_clip[, non_finite]) -> StepOutput``, jitted with replicated
+      state, the batch sharded on ``'batch'`` and the state buffers donated.
+      ``grad_clip <= 0`` disables clipping.
     """
     mode = train_mode(workload)
 
     def train_step(params, model_state, opt_state, batch, rng, label_smoothing, dropout_rate,
-                   grad_clip):
+                   grad_clip, non_finite=False):
         def loss_fn(p):
             kwargs = {"dropout_rate": dropout_rate} if use_dropout_arg else {}
             logits, new_model_state = workload.model_fn(
@@ -130,12 +136,14 @@ def make_train_step(
         grads = jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)
         updates, new_opt_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        return StepOutput(new_params, new_model_state, new_opt_state, loss, grad_norm)
+        bad = jnp.logical_or(non_finite, ~(jnp.isfinite(loss) & jnp.isfinite(grad_norm)))
+        return StepOutput(new_params, new_model_state, new_opt_state, loss, grad_norm, bad)
 
     rep, sharded = replicated(), batch_sharded()
     return jax.jit(
         train_step,  # compile events name it 'jit(train_step)'
-        in_shardings=(rep, rep, rep, sharded, rep, rep, rep, rep),
-        out_shardings=StepOutput(rep, rep, rep, rep, rep),
+        in_shardings=(rep, rep, rep, sharded, rep, rep, rep, rep) + ((rep,) if track_non_finite
+                                                                     else ()),
+        out_shardings=StepOutput(rep, rep, rep, rep, rep, rep),
         donate_argnums=(0, 1, 2),
     )

@@ -5,7 +5,7 @@ A submission file builds a :class:`CycleSubmission` from a
 ``submissions/*/submission.py``). Everything that changes during training lives in
 the optimizer state's element 0 (checkpointed by the harness):
 
-``optimizer_state = (SubmissionState(optax=..., reinit=...), Stepper)``
+``optimizer_state = (SubmissionState(optax=..., reinit=..., health=...), Stepper)``
 
 Element 1, the :class:`Stepper`, holds only what the run was built with (the optax
 transformation, the jitted train step, the table it was built with, the parameters'
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -29,11 +30,14 @@ import numpy as np
 import optax
 
 from algoperf_reinit import _validation
+from algoperf_reinit._records import dumps_strict
 from algoperf_reinit.optim import nadamw
 from algoperf_reinit.reinit import (
     ReinitConfig,
+    ReinitEvent,
     ReinitState,
     init_reinit_state,
+    make_reset_fn,
     param_reset_mask,
 )
 from algoperf_reinit.reinit import model_reinit_schedule as _model_reinit_schedule
@@ -43,8 +47,15 @@ from algoperf_reinit.schedules import (
     build_cycle_table,
     current_learning_rate,
 )
-from algoperf_reinit.submission._events import EventLog, run_artifacts
-from algoperf_reinit.submission._hparams import HParams, resolve_hparams
+from algoperf_reinit.submission._events import EventLog, is_writer, run_artifacts
+from algoperf_reinit.submission._health import (
+    NON_FINITE_ACTIONS,
+    Health,
+    check_due,
+    init_health,
+    report_non_finite,
+)
+from algoperf_reinit.submission._hparams import RESOLVED_FILE, HParams, report_hparams
 from algoperf_reinit.submission._step import (
     make_train_step,
     replicated,
@@ -100,6 +111,10 @@ class SubmissionConfig:
         schedule is over (``global_step`` at the end of its last cycle, after any
         redistribution): the learning rate then stays at its end value (0 by
         default), so further steps would only spend the time budget.
+      on_non_finite: what happens once the training loss or gradient norm is not
+        finite (read at the eval and log cadence, warned once): ``"stop"`` raises
+        AlgoPerf's ``TrainingCompleteError``; ``"continue"`` keeps going (resets are
+        skipped while the parameters are not finite).
     """
 
     name: str
@@ -112,6 +127,7 @@ class SubmissionConfig:
     plot: bool = True
     log_every: int = 100
     stop_at_schedule_end: bool = True
+    on_non_finite: str = "stop"
 
     def __post_init__(self):
         for name, cls in (("schedule", ScheduleConfig), ("reinit", ReinitConfig)):
@@ -126,6 +142,8 @@ class SubmissionConfig:
                 raise _validation.value_error(f"SubmissionConfig.{name}.clock", clock, "'steps'",
                                               fix="submissions run on the steps clock")
         _validation.integer("SubmissionConfig.log_every", self.log_every, minimum=1)
+        _validation.choice("SubmissionConfig.on_non_finite", self.on_non_finite,
+                           NON_FINITE_ACTIONS)
 
 
 class SubmissionState(NamedTuple):
@@ -133,6 +151,7 @@ class SubmissionState(NamedTuple):
 
     optax: Any
     reinit: ReinitState
+    health: Health
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -145,6 +164,7 @@ class Stepper:
     events: EventLog | None
     table: CycleTable  # the table the run was built with (drawn by events.start)
     mask: Any = None  # the parameters' reset mask, resolved once; None when params are kept
+    reset_fn: Any = None  # the jitted arrays half of a reset (one compile per run)
 
     def __call__(self, updates, state, params=None):  # AlgoPerf calls it opt_update_fn
         return self.tx.update(updates, state, params)
@@ -178,7 +198,8 @@ class CycleSubmission:
     ) -> tuple[SubmissionState, Stepper]:
         """Builds the cycle table, the optimizer and the reinit state; draws the PNG."""
         del model_state
-        hp = resolve_hparams(hyperparameters, self.config.defaults)
+        report = report_hparams(hyperparameters, self.config.defaults)
+        hp = report.hparams
         budget = max(int(workload.step_hint * hp.budget_fraction), 1)
         table = build_cycle_table(self.config.schedule, budget, hp.learning_rate,
                                   hp.warmup_factor, capacity=self.config.capacity)
@@ -190,23 +211,44 @@ class CycleSubmission:
         state = SubmissionState(
             optax=jax.device_put(tx.init(params), replicated()),
             reinit=init_reinit_state(self.config.reinit, table, rng),
+            health=init_health(replicated()),
         )
         events = None
         if run_dir is not None:
             events = EventLog(pathlib.Path(run_dir), title=self._title(workload, hp),
                               plot=self.config.plot)
             events.start(table)
+        self._say_hparams(report, run_dir)
         policy = self.config.reinit.params
         mask = None if policy.mode == "keep" else param_reset_mask(policy, params,
                                                                    workload=workload)
-        step = make_train_step(workload, tx, use_dropout_arg=hp.dropout_rate is not None)
+        reset_fn = None
+        if self.config.reinit.resets_anything:
+            reset_fn = make_reset_fn(self.config.reinit, workload, tx=tx, mask=mask,
+                                     out_shardings=replicated())
+        step = make_train_step(workload, tx, use_dropout_arg=hp.dropout_rate is not None,
+                               track_non_finite=True)
         return state, Stepper(tx=tx, train_step=step, hparams=hp, events=events, table=table,
-                              mask=mask)
+                              mask=mask, reset_fn=reset_fn)
+
+    def _say_hparams(self, report: Any, run_dir: Any) -> None:
+        """Warns about unknown names; says (and writes) which names took defaults."""
+        if not is_writer():
+            return
+        for message in report.warnings(self.config.name):
+            warnings.warn(message, UserWarning, stacklevel=4)
+        print(report.summary(self.config.name), flush=True)
+        if run_dir is not None:
+            path = pathlib.Path(run_dir)
+            path.mkdir(parents=True, exist_ok=True)
+            (path / RESOLVED_FILE).write_text(
+                dumps_strict(report.as_json(self.config.name), indent=1, sort_keys=True) + "\n")
 
     def _title(self, workload: Any, hp: HParams) -> str:
         name = type(workload).__name__
+        n = self.config.schedule.num_cycles
         return (f"{self.config.name} on {name}: lr {hp.learning_rate:.3g}, warmup "
-                f"{hp.warmup_factor:.3g}, {self.config.schedule.num_cycles} planned cycles")
+                f"{hp.warmup_factor:.3g}, {n} planned cycle{'' if n == 1 else 's'}")
 
     def update_params(
         self,
@@ -231,10 +273,13 @@ class CycleSubmission:
         if stepper.events is not None and not stepper.events.checked:
             # A run resumed from a checkpoint has a table the PNG drawn at init lacks.
             stepper.events.check_current(state.reinit.table, built=stepper.table)
+        if check_due(global_step, eval_results, self.config.log_every):
+            state = self._check_health(state, stepper, global_step)
         out = _model_reinit_schedule(
             global_step, workload, None, hyperparameters, eval_results, state.reinit,
             params, model_state, state.optax, self.config.reinit, tx=stepper.tx,
-            mask=stepper.mask,
+            mask=stepper.mask, reset_fn=stepper.reset_fn,
+            can_reset=lambda: not bool(state.health.non_finite),
         )
         if out.events and stepper.events is not None:
             stepper.events.record(out.events, before=state.reinit.table, after=out.state.table)
@@ -247,11 +292,33 @@ class CycleSubmission:
         result = stepper.train_step(
             params, model_state, opt_state, batch, rng, np.float32(hp.label_smoothing),
             np.float32(hp.dropout_rate or 0.0), np.float32(hp.grad_clip or 0.0),
+            state.health.non_finite,
         )
         if global_step % self.config.log_every == 0:
             self._log(workload, global_step, result, out.state)
-        new_state = SubmissionState(optax=result.opt_state, reinit=out.state)
+        new_state = SubmissionState(optax=result.opt_state, reinit=out.state,
+                                    health=state.health._replace(non_finite=result.non_finite))
         return (new_state, stepper), result.params, result.model_state
+
+    def _check_health(self, state: SubmissionState, stepper: Stepper,
+                      global_step: int) -> SubmissionState:
+        """Reads the non-finite flag (eval/log cadence); warns once; stops by default."""
+        health, message = report_non_finite(state.health, global_step, name=self.config.name,
+                                            action=self.config.on_non_finite,
+                                            hparams=stepper.hparams)
+        state = state._replace(health=health)
+        if message is not None and stepper.events is not None:
+            table = state.reinit.table
+            event = ReinitEvent(step=global_step, cycle=int(np.asarray(state.reinit.cycle)),
+                                kind="non_finite", reason=message, metrics={},
+                                old_boundaries=table.boundaries(),
+                                new_boundaries=table.boundaries())
+            stepper.events.record([event], before=table, after=table)
+        if int(health.reported_at) >= 0 and self.config.on_non_finite == "stop":
+            raise training_complete_error()(
+                f"{self.config.name}: training diverged (non-finite loss or gradient norm "
+                f"by step {int(health.reported_at)})")
+        return state
 
     def _log(self, workload: Any, global_step: int, result: Any, reinit: ReinitState) -> None:
         logger = getattr(workload, "metrics_logger", None)

@@ -16,7 +16,7 @@ CONFIG = SubmissionConfig(
     schedule=ScheduleConfig(cycle_fractions=(0.25, 0.35, 0.4)),
     reinit=ReinitConfig(
         optimizer=OptimizerResetPolicy(mode="keep"),
-        plateau=PlateauConfig(metric="loss", ema=0.5, patience=3, rel_threshold=1e-3,
+        plateau=PlateauConfig(metric="auto", ema=0.5, patience=3, rel_threshold=1e-3,
                               min_evals=3, cooldown=1),
         redistribution=Redistribution(rule="proportional"),
     ),

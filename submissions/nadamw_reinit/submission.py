@@ -30,7 +30,7 @@ CONFIG = SubmissionConfig(
         params=ParamResetPolicy("shrink_perturb", shrink=0.8, perturb=0.1,
                                 model_state=ModelStateResetPolicy("keep")),
         optimizer=OptimizerResetPolicy(mode="rescale", alpha=0.5),  # momentum * alpha
-        plateau=PlateauConfig(metric="loss", ema=0.5, patience=3, rel_threshold=1e-3,
+        plateau=PlateauConfig(metric="auto", ema=0.5, patience=3, rel_threshold=1e-3,
                               min_evals=3, cooldown=1),
         redistribution=Redistribution(rule="proportional"),
     ),

@@ -110,7 +110,7 @@ def test_mismatched_checkpoint_is_a_clear_error_and_deletes_nothing(runs):
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path, run_cli):
     args_ = (f"--submission_path={submission('nadamw_baseline')}", "--tuning_ruleset=self",
-             "--max_global_steps=10", "--eval_every_steps=5")
+             "--max_global_steps=10", "--eval_every_steps=5", "--keep_checkpoints=1")
     assert run_cli(*args_)[0] == 0
     trial = run_cli.study_dir / "digits_jax" / "trial_1"
     path = trial / "checkpoint_10.msgpack"

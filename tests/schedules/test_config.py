@@ -190,3 +190,26 @@ class TestFromDict:
         config = ScheduleConfig()
         with pytest.raises(AttributeError):
             config.num_cycles = 3  # type: ignore[misc]
+
+
+def test_end_factor_and_end_value_are_mutually_exclusive():
+    from algoperf_reinit import ScheduleConfig
+
+    with pytest.raises(ValueError, match=r"end_value must be 0 \(the default\) when end_factor "
+                                         r"is set, got 1e-05; end_factor=0.1 and end_value "
+                                         "are mutually exclusive"):
+        ScheduleConfig(end_factor=0.1, end_value=1e-5)
+    assert ScheduleConfig(end_factor=0.1, end_value=(0.0, 0.0), num_cycles=2).end_factor == 0.1
+
+
+def test_an_empty_seed_list_is_named_by_the_key_given():
+    from algoperf_reinit import ScheduleConfig
+
+    seed = {"warmup_schedule_fns": [], "decay_schedule_fns": [], "alter_lr": [],
+            "alter_warmupfactor": []}
+    with pytest.raises(ValueError, match=r"^warmup_schedule_fns must be a scalar or a "
+                                         r"non-empty sequence, got \[\]; warmup_schedule_fns "
+                                         "sets ScheduleConfig.warmup_shapes$"):
+        ScheduleConfig.from_dict(seed)
+    with pytest.raises(ValueError, match=r"^lr_scales must be a scalar or a non-empty"):
+        ScheduleConfig.from_dict({"lr_scales": ()})

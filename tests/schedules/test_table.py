@@ -131,7 +131,7 @@ class TestCycleSpecErrors:
         assert float(table(0.25)) == pytest.approx(1.0)
 
     def test_bad_clock_and_empty(self):
-        with pytest.raises(ValueError, match=r"clock must be one of 'steps', 'seconds', got 'epochs'"):
+        with pytest.raises(ValueError, match=r"clock must be one of 'steps', 'seconds', 'layer_tokens', got 'epochs'"):
             table_from_cycles(TWO, clock="epochs")
         with pytest.raises(ValueError, match="at least one cycle"):
             table_from_cycles([])

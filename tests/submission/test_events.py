@@ -105,3 +105,52 @@ def test_run_artifacts_name_every_file_the_event_log_writes(tmp_path):
     (events,) = [a for a in run_artifacts() if a.step_column]
     assert events.name == "events.csv" and events.step_column in csv.DictReader(
         (tmp_path / "events.csv").open()).fieldnames
+
+
+def test_schedule_history_is_strict_json_and_reads_back(tmp_path):
+    before, after = tables()
+    log = EventLog(tmp_path, title="t", plot=False)
+    log.start(before)
+    log.record([stop(300)], before=before, after=after)
+    text = (tmp_path / "schedule_history.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    resumed = EventLog(tmp_path, title="t", plot=False)
+    resumed.start(before)
+    for a, b in zip(resumed.history[0][1], before, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # +inf padding back
+
+
+def test_only_process_0_writes_files(tmp_path, monkeypatch):
+    import jax
+
+    before, after = tables()
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    log = EventLog(tmp_path / "run", title="t", plot=True)
+    log.start(before)
+    log.record([stop(300)], before=before, after=after)
+    log.check_current(after, built=before)
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    log = EventLog(tmp_path / "run", title="t", plot=True)
+    log.start(before)
+    log.record([stop(300)], before=before, after=after)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "events.csv", "lr_schedule.png", "schedule_history.json"]
+
+
+def test_skipped_stops_are_drawn_and_the_metric_choice_is_not(tmp_path, monkeypatch):
+    import algoperf_reinit.plotting as plotting
+
+    before, _ = tables()
+    drawn = []
+    monkeypatch.setattr(plotting, "plot_schedule",
+                        lambda table, path, **kw: drawn.append([e.kind for e in kw["events"]]))
+    log = EventLog(tmp_path, title="t", plot=True)
+    log.start(before)
+    skipped = stop(400)._replace(kind="early_stop_skipped")
+    chosen = stop(1)._replace(kind="plateau_metric", reason="validation/loss (min)")
+    log.record([chosen, skipped], before=before, after=before)
+    assert drawn[-1] == ["early_stop_skipped"]
+    kinds = [r["kind"] for r in csv.DictReader((tmp_path / "events.csv").open())]
+    assert kinds == ["plateau_metric", "early_stop_skipped"]

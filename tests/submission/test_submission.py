@@ -134,3 +134,14 @@ def test_submission_api_takes_a_config_or_a_submission():
     with pytest.raises(TypeError, match="submission must be a CycleSubmission or a "
                                         "SubmissionConfig, got 'nadamw' of type str"):
         submission_api("nadamw")
+
+
+@pytest.mark.parametrize("fractions, words", [((1.0,), "1 planned cycle"),
+                                              ((0.5, 0.5), "2 planned cycles")])
+def test_the_plot_title_counts_cycles_in_english(fractions, words):
+    from algoperf_reinit.submission import HParams
+
+    submission = CycleSubmission(dataclasses.replace(
+        config(), schedule=ScheduleConfig(cycle_fractions=fractions)))
+    title = submission._title(CountingWorkload(), HParams())
+    assert title.endswith(f", {words}")

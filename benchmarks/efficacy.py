@@ -1,0 +1,233 @@
+"""Does it train faster? An AlgoPerf-style study of every submission on our runner.
+
+External tuning as AlgoPerf scores it (see ``_study.py``): per study ``K`` trials
+from the submission's ``tuning_search_space.json``; a study's score is its fastest
+trial's time to target (∞ when missed), the submission's the median over ``S``
+studies; ratios against ``nadamw_baseline`` from the same invocation. The same
+``K``, ``S`` and trial seeds for every arm, all fixed before any run.
+
+Workloads: each bundled workload's own ``step_hint``, target and runtime budget (set
+when the workload was made, from ``nadamw_baseline`` runs: ``workloads/README.md``),
+never tuned to an arm; every trial's step budget is the ``step_hint`` (our
+submissions end their schedule there).
+
+Presets:
+
+* ``--quick`` (~10 s, for the test suite): digits, two arms, one trial.
+* default (a smoke run, under an hour on 2 CPU cores): digits ``K=3, S=3``,
+  stdlib_lm ``K=1, S=1``; its tables say so.
+* ``--full`` (hours; run it in the background): ``K=5, S=3`` on every workload.
+
+Each finished trial is cached under ``--out_dir``/cache, so an interrupted study
+resumes. Writes ``results.md`` (tables), ``curves_<workload>.png`` (validation
+metric versus submission time) and ``profile.png`` (AlgoPerf's performance profile)
+into ``--out_dir`` (default ``benchmarks/efficacy/<preset>``).
+
+Usage (from the repository root)::
+
+  python benchmarks/efficacy.py --quick
+  python benchmarks/efficacy.py                     # smoke run, < 1 h
+  nohup python benchmarks/efficacy.py --full > efficacy_full.log &
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import pathlib
+import sys
+import time
+
+import _ablations
+import _profiles
+import _report
+import _study
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PROCEDURE = ("the workload's own step_hint, target and max_allowed_runtime_sec, set when it "
+             "was made from nadamw_baseline runs (workloads/README.md); step budget = step_hint")
+WORKLOADS = {
+    "digits": _study.Workload("digits", "digits", max_steps=2000, eval_every=20,
+                              procedure=PROCEDURE),
+    "stdlib_lm": _study.Workload("stdlib_lm", "stdlib_lm", max_steps=2000, eval_every=100,
+                                 procedure=PROCEDURE),
+}
+APPLIES_TO: dict[str, tuple[str, ...]] = {}
+"""Submissions meant for some workloads only (default: every workload)."""
+
+PRESETS = {
+    "quick": {"workloads": {"digits": (1, 1)}, "arms": ("nadamw_baseline", "nadamw_reinit"),
+              "max_steps": 300},
+    "smoke": {"workloads": {"digits": (3, 3), "stdlib_lm": (1, 1)}},
+    "full": {"workloads": {"digits": (5, 3), "stdlib_lm": (5, 3)}},
+}
+"""Preset → ``{workload: (K, S)}``, optional arm list and step cap."""
+
+
+def discover_arms() -> list[_study.Arm]:
+    """Every ``submissions/<name>/submission.py`` with a search space beside it."""
+    arms = []
+    for path in sorted((ROOT / "submissions").glob("*/submission.py")):
+        if (path.parent / "tuning_search_space.json").is_file():
+            name = path.parent.name
+            arms.append(_study.Arm(name, str(path.relative_to(ROOT)),
+                                   workloads=APPLIES_TO.get(name)))
+    return arms
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return "∞" if value is None or math.isinf(value) else format(value, spec)
+
+
+def score_table(results: list[dict], workload: str) -> list[str]:
+    """Per arm: study scores, the median, its ratio, steps and final metric."""
+    rows_of = [r for r in results if r["workload"] == workload]
+    per_study = _study.study_scores(rows_of)
+    medians = {key: _study.median_score(v) for key, v in per_study.items()}
+    ratio = _study.ratios(medians)
+    rows = []
+    for (w, arm), studies in sorted(per_study.items()):
+        mine = [r for r in rows_of if r["arm"] == arm]
+        steps = sorted(r["steps_to_target"] for r in mine if r["reached"])
+        finals = [r["final_metric"] for r in mine if r["final_metric"] is not None]
+        best_final = (min(finals) if mine[0]["lower_is_better"] else max(finals)) if finals \
+            else None
+        rows.append((arm, ", ".join(_fmt(s) for s in studies), _fmt(medians[w, arm]),
+                     _fmt(ratio[w, arm], ".2f"),
+                     f"{sum(r['reached'] for r in mine)}/{len(mine)}",
+                     str(steps[0]) if steps else "—", _fmt(best_final, ".4f"),
+                     str(max(r["train_step_compilations"] for r in mine))))
+    return _report.table(["arm", "study scores [s]", "median [s]", "ratio to baseline",
+                          "trials reaching target", "fewest steps to target",
+                          "best final metric", "max train-step compiles"], rows, "llllllll")
+
+
+def profile_table(results: list[dict]) -> list[str]:
+    """ρ(τ) at τ = 1, 1.5, 2, 4 per arm, over the workloads every arm ran."""
+    per_study = _study.study_scores(results)
+    scores = {key: _study.median_score(v) for key, v in per_study.items()}
+    taus = (1.0, 1.5, 2.0, 4.0)
+    profile = _profiles.performance_profile(scores, taus)
+    return _report.table(["arm", *(f"ρ(τ={t:g})" for t in taus)],
+                         [(arm, *(f"{v:.2f}" for v in values))
+                          for arm, values in sorted(profile.items())], "lllll")
+
+
+def write_outputs(results: list[dict], out_dir: pathlib.Path, *, preset: str,
+                  header: list[str], plan: dict) -> list[str]:
+    """Tables (returned and written to ``results.md``) and the PNGs."""
+    label = {"smoke": " (smoke run: too few trials for conclusions)",
+             "quick": " (quick mode: a test of the machinery, not a result)"}.get(preset, "")
+    short = {"smoke": " — smoke run", "quick": " — quick mode"}.get(preset, "")
+    lines = [*header, "", f"## Efficacy study, preset {preset}{label}", ""]
+    for workload, (k, s) in plan.items():
+        w = WORKLOADS[workload]
+        lines += [f"### {workload}: K={k} trials × S={s} studies{label}", "",
+                  f"Budget, step_hint and target: {w.procedure}.", "",
+                  *score_table(results, workload), ""]
+        png = _profiles.plot_curves(results, workload, out_dir / f"curves_{workload}.png",
+                                    title=f"{workload}: each study's deciding trial{short}")
+        lines += [f"![{workload}]({png.name})", ""]
+    per_study = _study.study_scores(results)
+    scores = {key: _study.median_score(v) for key, v in per_study.items()}
+    png = _profiles.plot_profile(_profiles.performance_profile(scores), out_dir / "profile.png",
+                                 title=f"performance profile over {len(plan)} workload(s)"
+                                 f"{short}")
+    lines += ["### Performance profile", "", *profile_table(results), "",
+              f"![profile]({png.name})", ""]
+    (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def ablation_table(results: list[dict], workload: str) -> list[str]:
+    """Per ablation arm: what changed, its study scores and the ratios."""
+    rows_of = [r for r in results if r["workload"] == workload]
+    medians = {key: _study.median_score(v) for key, v in _study.study_scores(rows_of).items()}
+    to_baseline = _study.ratios(medians)
+    rows = []
+    for (w, arm), value in sorted(medians.items()):
+        base, change = (_ablations.ABLATIONS[arm][:2] if arm in _ablations.ABLATIONS
+                        else (arm, "(as shipped)"))
+        ref = medians.get((w, base))
+        to_base = None if ref is None or math.isinf(ref) else value / ref
+        rows.append((arm, change, _fmt(value), _fmt(to_baseline[w, arm], ".2f"),
+                     _fmt(to_base, ".2f")))
+    return _report.table(["arm", "change", "median [s]", "ratio to baseline",
+                          "ratio to its base"], rows, "lllll")
+
+
+def run_ablations(args: argparse.Namespace, config: dict, arms: list[_study.Arm],
+                  out_dir: pathlib.Path) -> list[str]:
+    """Runs the ablation arms next to their bases and the baseline; their tables."""
+    names = args.ablations or list(_ablations.ABLATIONS)
+    unknown = sorted(set(names) - set(_ablations.ABLATIONS))
+    if unknown:
+        raise SystemExit(f"--ablations: unknown {unknown}; known: {list(_ablations.ABLATIONS)}")
+    bases = {_study.BASELINE, *(_ablations.ABLATIONS[n][0] for n in names)}
+    ablation_arms = [a for a in discover_arms() if a.name in bases]
+    for name in names:
+        submission, space = _ablations.write_arm(name, out_dir)
+        ablation_arms.append(_study.Arm(name, submission, space))
+    lines = [f"## Ablations ({args.ablation_studies} study each)", ""]
+    for workload, (k, _) in config["workloads"].items():
+        w = _workload(workload, config)
+        specs = _study.plan_trials(ablation_arms, [w], num_trials=k,
+                                   num_studies=args.ablation_studies, seed=args.seed)
+        results = _study.run_all(specs, out_dir / "cache",
+                                 log=lambda line: print(line, flush=True))
+        lines += [f"### {workload}: K={k}", "", *ablation_table(results, workload), ""]
+    return lines
+
+
+def _workload(name: str, config: dict) -> _study.Workload:
+    w = WORKLOADS[name]
+    return dataclasses.replace(w, max_steps=config["max_steps"]) if "max_steps" in config else w
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="~10 s test of the machinery")
+    mode.add_argument("--full", action="store_true", help="K=5, S=3 everywhere (hours)")
+    parser.add_argument("--arms", nargs="+", help="submission names (default: every one)")
+    parser.add_argument("--seed", type=int, default=20261202,
+                        help="fixes point assignment and trial seeds (default %(default)s)")
+    parser.add_argument("--out_dir", type=pathlib.Path, default=None)
+    parser.add_argument("--ablations", nargs="*", default=None, metavar="NAME",
+                        help="also run ablation arms (all, or the names given: "
+                        f"{', '.join(_ablations.ABLATIONS)}), with their base submission")
+    parser.add_argument("--ablation_studies", type=int, default=1,
+                        help="studies per ablation arm (default %(default)s: one seed each)")
+    args = parser.parse_args(argv)
+    preset = "quick" if args.quick else "full" if args.full else "smoke"
+    config = PRESETS[preset]
+    names = args.arms or config.get("arms")
+    arms = [a for a in discover_arms() if names is None or a.name in names]
+    missing = sorted(set(names or ()) - {a.name for a in arms})
+    if missing:
+        parser.error(f"--arms: no submission {missing} with a tuning_search_space.json")
+    out_dir = args.out_dir or ROOT / "benchmarks" / "efficacy" / preset
+    out_dir.mkdir(parents=True, exist_ok=True)
+    header = _report.header("efficacy.py", argv, mode=preset)
+    print("\n".join(header), flush=True)
+    start = time.perf_counter()
+    results = []
+    for workload, (k, s) in config["workloads"].items():
+        w = _workload(workload, config)
+        specs = _study.plan_trials(arms, [w], num_trials=k, num_studies=s, seed=args.seed)
+        results += _study.run_all(specs, out_dir / "cache",
+                                  log=lambda line: print(line, flush=True))
+    lines = write_outputs(results, out_dir, preset=preset, header=header,
+                          plan=config["workloads"])
+    if args.ablations is not None:
+        lines += run_ablations(args, config, arms, out_dir)
+        (out_dir / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[len(header):]))
+    print(f"written: {out_dir / 'results.md'}")
+    print(_report.footer(start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The efficacy study's planning, scoring and performance profile (``benchmarks/``).
+
+The study itself is a benchmark; these tests pin what its figures mean: AlgoPerf's
+study score (fastest trial, ∞ when missed), the median over studies with
+infinities, the point assignment fixed before any run and equal seeds across arms,
+the cache that lets an interrupted study resume, and the performance profile.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+study = _load("_study")
+profiles = _load("_profiles")
+
+BASE = study.Arm("nadamw_baseline", "submissions/nadamw_baseline/submission.py")
+REINIT = study.Arm("nadamw_reinit", "submissions/nadamw_reinit/submission.py")
+ONLY_LM = study.Arm("only_lm", "submissions/nadamw_cycles/submission.py",
+                    workloads=("stdlib_lm",))
+DIGITS = study.Workload("digits", "digits")
+LM = study.Workload("stdlib_lm", "stdlib_lm")
+
+
+def _result(arm, study_, trial, t, workload="digits"):
+    return {"arm": arm, "workload": workload, "study": study_, "trial": trial,
+            "reached": t is not None, "time_to_target_sec": t}
+
+
+def test_plan_assigns_distinct_points_per_arm_and_equal_seeds_across_arms():
+    specs = study.plan_trials([BASE, REINIT, ONLY_LM], [DIGITS, LM], num_trials=3,
+                              num_studies=2, seed=7)
+    # only_lm applies to stdlib_lm only: 3 arms on it, 2 on digits, 6 trials each.
+    assert len(specs) == 6 * (2 + 3)
+    for arm in ("nadamw_baseline", "nadamw_reinit"):
+        for w in ("digits", "stdlib_lm"):
+            points = [s.point_index for s in specs if s.arm.name == arm and s.workload.name == w]
+            assert sorted(points) == list(range(6))  # each of S·K points exactly once
+            assert {s.num_points for s in specs} == {6}
+    seeds = {}
+    for s in specs:
+        seeds.setdefault((s.study, s.trial), set()).add(s.rng_seed)
+    assert all(len(v) == 1 for v in seeds.values())  # paired arms
+    assert len({next(iter(v)) for v in seeds.values()}) == 6  # distinct per trial
+    # Fixed by the seed: the same plan twice, another one for another seed.
+    again = study.plan_trials([BASE, REINIT, ONLY_LM], [DIGITS, LM], num_trials=3,
+                              num_studies=2, seed=7)
+    other = study.plan_trials([BASE, REINIT, ONLY_LM], [DIGITS, LM], num_trials=3,
+                              num_studies=2, seed=8)
+    assert [(s.point_index, s.rng_seed) for s in again] == [
+        (s.point_index, s.rng_seed) for s in specs]
+    assert [s.point_index for s in other] != [s.point_index for s in specs]
+
+
+def test_plan_rejects_an_empty_study():
+    with pytest.raises(ValueError, match="num_trials and num_studies must be >= 1, got 0"):
+        study.plan_trials([BASE], [DIGITS], num_trials=0, num_studies=1, seed=1)
+
+
+def test_runner_flags_select_one_point_of_all():
+    (spec,) = study.plan_trials([BASE], [DIGITS], num_trials=1, num_studies=1, seed=1)
+    args = study.runner_args(spec, pathlib.Path("x"))
+    assert "--tuning_ruleset=external" in args
+    assert "--num_tuning_trials=1" in args
+    assert f"--hparam_start_index={spec.point_index}" in args
+    assert f"--hparam_end_index={spec.point_index + 1}" in args
+    assert f"--rng_seed={spec.rng_seed}" in args
+
+
+def test_study_score_is_the_fastest_trial_and_a_missed_trial_is_infinite():
+    results = [_result("a", 0, 0, 5.0), _result("a", 0, 1, 3.0), _result("a", 0, 2, None),
+               _result("a", 1, 0, None), _result("a", 1, 1, None),
+               _result("a", 2, 0, 9.0)]
+    assert study.study_scores(results) == {("digits", "a"): [3.0, math.inf, 9.0]}
+    assert study.median_score([3.0, math.inf, 9.0]) == 9.0
+    assert study.median_score([math.inf, math.inf, 1.0]) == math.inf
+    # A "reached" flag is what counts, not a stray time.
+    assert study.trial_time({"reached": False, "time_to_target_sec": 1.0}) == math.inf
+
+
+def test_ratios_against_the_baseline_of_the_same_workload():
+    scores = {("digits", "nadamw_baseline"): 2.0, ("digits", "x"): 3.0,
+              ("lm", "nadamw_baseline"): math.inf, ("lm", "x"): 4.0, ("other", "x"): 1.0}
+    r = study.ratios(scores)
+    assert r["digits", "x"] == 1.5 and r["digits", "nadamw_baseline"] == 1.0
+    assert r["lm", "x"] is None and r["other", "x"] is None
+
+
+def test_performance_profile():
+    scores = {("w1", "a"): 1.0, ("w1", "b"): 2.0, ("w2", "a"): 3.0, ("w2", "b"): 1.0,
+              ("w3", "a"): math.inf, ("w3", "b"): math.inf}
+    rho = profiles.performance_profile(scores, [1.0, 1.9, 2.0, 3.0, 4.0])
+    # a: best on w1 (1), 3x on w2; b: best on w2, 2x on w1; nobody solves w3.
+    np.testing.assert_allclose(rho["a"], [1 / 3, 1 / 3, 1 / 3, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(rho["b"], [1 / 3, 1 / 3, 2 / 3, 2 / 3, 2 / 3])
+    # A workload one arm did not run is left out for all.
+    partial = {**scores, ("w4", "a"): 1.0}
+    assert np.allclose(profiles.performance_profile(partial, [4.0])["a"], [2 / 3])
+
+
+def test_run_all_caches_each_trial_and_resumes(tmp_path):
+    specs = study.plan_trials([BASE, REINIT], [DIGITS], num_trials=2, num_studies=1, seed=3)
+    calls = []
+
+    def fake(spec):
+        calls.append(spec)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the study is interrupted at its third trial
+        return {**_result(spec.arm.name, spec.study, spec.trial, 1.0 + len(calls)),
+                "steps_to_target": 10, "wall_sec": 0.1}
+
+    with pytest.raises(KeyboardInterrupt):
+        study.run_all(specs, tmp_path, runner=fake, log=lambda line: None)
+    assert len(list(tmp_path.glob("*.json"))) == 2 and not list(tmp_path.glob("*.tmp"))
+    lines = []
+    results = study.run_all(specs, tmp_path, runner=fake, log=lines.append)
+    assert lines[0] == f"4 trials, 2 cached in {tmp_path}, 2 to run"
+    assert len(calls) == 5 and len(results) == 4  # only the two missing trials ran again
+    assert [r["arm"] for r in results] == [s.arm.name for s in specs]
+    assert results[0]["time_to_target_sec"] == 2.0  # read back from the cache
+
+
+@pytest.mark.benchmark  # ``pytest -m "not benchmark"`` skips it
+def test_quick_mode_runs_and_writes_tables_and_pictures(tmp_path):
+    import os
+    import subprocess
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "efficacy.py"), "--quick",
+         f"--out_dir={tmp_path}"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "mode quick" in out.splitlines()[1]
+    assert "2 trials, 0 cached" in out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines()
+            if line.startswith("| nadamw_")}
+    assert set(rows) == {"nadamw_baseline", "nadamw_reinit"}
+    assert rows["nadamw_baseline"].split("|")[4].strip() == "1.00"  # its own ratio
+    for name in ("results.md", "curves_digits.png", "profile.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2
+
+
+ablations = _load("_ablations")
+
+
+def test_each_ablation_changes_only_what_it_names(tmp_path):
+    import dataclasses
+
+    base = ablations.base_config("nadamw_reinit")
+    for name, (submission, _, _) in ablations.ABLATIONS.items():
+        changed = ablations.config(name)
+        original = ablations.base_config(submission)
+        assert changed.name == name
+        diff = {f.name for f in dataclasses.fields(original)
+                if getattr(original, f.name) != getattr(changed, f.name)}
+        assert diff <= {"name", "reinit", "schedule"} and len(diff) == 2, (name, diff)
+    first = ablations.config("reinit:first_0.5").schedule.cycle_fractions
+    assert first[0] == 0.5 and sum(first) == pytest.approx(1.0)
+    ratio = base.schedule.cycle_fractions[1] / base.schedule.cycle_fractions[2]
+    assert first[1] / first[2] == pytest.approx(ratio)  # the rest keep their proportions
+    assert ablations.config("reinit:plateau_off").reinit.plateau is None
+    assert ablations.config("reinit:resets_off").reinit.params.mode == "keep"
+    assert ablations.config("reinit:moments_zero").reinit.optimizer.mode == "zero"
+    with pytest.raises(ValueError, match=r"ablation must be one of .*got 'nope'"):
+        ablations.config("nope")
+    submission, space = ablations.write_arm("reinit:plateau_off", tmp_path)
+    text = pathlib.Path(submission).read_text()
+    assert "_ablations.config('reinit:plateau_off')" in text
+    compile(text, submission, "exec")
+    assert pathlib.Path(space).read_text() == (
+        ROOT / "submissions" / "nadamw_reinit" / "tuning_search_space.json").read_text()
