@@ -152,7 +152,7 @@ def runner_args(spec: TrialSpec, experiment_dir: pathlib.Path) -> list[str]:
             f"--hparam_end_index={spec.point_index + 1}",
             f"--rng_seed={spec.rng_seed}", f"--max_global_steps={w.max_steps}",
             f"--eval_every_steps={w.eval_every}", f"--experiment_dir={experiment_dir}",
-            "--experiment_name=trial", "--nosave_checkpoints", "--progress=none",
+            "--experiment_name=trial", "--nosave_checkpoints", "--noplot_run", "--progress=none",
             "--overwrite"]
 
 
@@ -208,7 +208,7 @@ def warm_up(workload: Workload) -> None:
             f"--submission_path={ROOT / 'submissions' / BASELINE / 'submission.py'}",
             "--tuning_ruleset=self", f"--experiment_dir={tmp}", "--experiment_name=warmup",
             "--max_global_steps=2", "--eval_every_steps=1", "--nosave_checkpoints",
-            "--progress=none"]), out=io.StringIO())
+            "--noplot_run", "--progress=none"]), out=io.StringIO())
 
 
 def run_all(specs: Sequence[TrialSpec], cache_dir: pathlib.Path, *,

@@ -53,7 +53,7 @@ def _runner_args(workload: str, submission: str, base: pathlib.Path, name: str,
     return [f"--workload={workload}",
             f"--submission_path={ROOT / 'submissions' / submission / 'submission.py'}",
             "--tuning_ruleset=self", f"--experiment_dir={base}", f"--experiment_name={name}",
-            "--nosave_checkpoints", "--progress=none", "--overwrite", *extra]
+            "--nosave_checkpoints", "--noplot_run", "--progress=none", "--overwrite", *extra]
 
 
 def measure(args: argparse.Namespace, base: pathlib.Path) -> dict[tuple[str, str], list[dict]]:

@@ -151,8 +151,9 @@ def test_curriculum_sampler_quick_mode_runs():
     lines = out.splitlines()
     assert out.startswith(f"$ {sys.executable} ") and "--quick" in lines[0]
     assert lines[1].endswith("; mode quick") and lines[2].startswith("# mode quick: ")
+    gather = lines[:next(i for i, line in enumerate(lines) if line.startswith("## 2."))]
     for batch in (256, 4096):
-        rows = {line.split("|")[2].strip(): line for line in lines
+        rows = {line.split("|")[2].strip(): line for line in gather
                 if line.startswith(f"| {batch} | ")}
         assert set(rows) == {"ours, replicated", "ours, sharded", "plain jnp.take",
                              "host check only"}, rows

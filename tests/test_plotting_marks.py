@@ -144,7 +144,7 @@ def test_one_cycle_title_is_singular():
 
 @pytest.mark.parametrize("name", [
     "algoperf_reinit.plotting", "algoperf_reinit._plot_axes", "algoperf_reinit._plot_inputs",
-    "algoperf_reinit._plot_run", "algoperf_reinit.runner.run_plot", "algoperf_reinit.__main__",
+    "algoperf_reinit._plot_run", "algoperf_reinit.run_plot", "algoperf_reinit.__main__",
 ])
 def test_docstring_examples_of_the_plotting_modules(name):
     import doctest

@@ -185,13 +185,19 @@ class BaseWorkload(abc.ABC):
     def train_batch(self, data_rng: Any, step: int, global_batch_size: int) -> dict[str, jax.Array]:
         """Training batch ``step`` of the stream for ``data_rng``, sharded on ``'batch'``.
 
-        A pure function of its arguments (see :meth:`train_indices`).
+        A pure function of its arguments (see :meth:`train_indices`). With several
+        processes each one loads only the rows that live on its own devices
+        (:func:`~algoperf_reinit_workloads.sharding.shard_local_batch`).
 
         Returns:
           Dict with ``inputs``, ``targets`` and ``weights`` (all ones) as global arrays.
         """
         size = self._check_global_batch_size(global_batch_size)
-        return self.shard_batch(self.train_examples(self.train_indices(data_rng, step, size)))
+        indices = self.train_indices(data_rng, step, size)
+        if jax.process_count() == 1:
+            return self.shard_batch(self.train_examples(indices))
+        rows = sharding.local_rows(size, self.mesh)  # each process loads only its own rows
+        return sharding.shard_local_batch(self.train_examples(indices[rows]), self.mesh, size)
 
     def _build_input_queue(
         self,

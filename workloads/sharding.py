@@ -25,8 +25,10 @@ __all__ = [
     "batch_mesh",
     "batch_sharding",
     "check_global_batch_size",
+    "local_rows",
     "replicated_sharding",
     "shard_batch",
+    "shard_local_batch",
 ]
 
 BATCH_AXIS = "batch"
@@ -94,3 +96,47 @@ def shard_batch(batch: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
                 value.shape, sharding, lambda index, v=value: v[index]
             )
     return out
+
+
+def local_rows(global_batch_size: int, mesh: Mesh) -> slice:
+    """The rows of a global batch that live on this process's devices.
+
+    With the mesh over ``jax.devices()`` (ordered by process), process ``p`` of
+    ``P`` holds the contiguous rows ``[p * B / P, (p + 1) * B / P)``; this reads
+    them from the sharding itself.
+
+    Raises:
+      ValueError: if the local rows are not one contiguous range (a mesh whose
+        devices are not grouped by process).
+    """
+    index_map = batch_sharding(mesh).addressable_devices_indices_map((global_batch_size,))
+    bounds = sorted(index[0].indices(global_batch_size)[:2] for index in index_map.values())
+    start, stop = bounds[0][0], bounds[-1][1]
+    covered = sum(b - a for a, b in {tuple(b) for b in bounds})
+    if covered != stop - start:
+        raise ValueError(f"this process's devices hold rows {bounds} of the global batch, "
+                         "not one contiguous range; build the mesh over jax.devices()")
+    return slice(start, stop)
+
+
+def shard_local_batch(batch: Mapping[str, Any], mesh: Mesh,
+                      global_batch_size: int) -> dict[str, jax.Array]:
+    """Global arrays from this process's rows only (:func:`local_rows` of the batch).
+
+    ``jax.make_array_from_process_local_data``: each process passes the rows of
+    its own devices; with one process this is :func:`shard_batch`.
+
+    Args:
+      batch: dict of host arrays of ``local_rows(global_batch_size, mesh)`` rows.
+      mesh: the mesh (:func:`batch_mesh`).
+      global_batch_size: rows of the global batch.
+
+    Returns:
+      Dict of global ``jax.Array``s of leading dimension ``global_batch_size``.
+    """
+    if jax.process_count() == 1:
+        return shard_batch(batch, mesh)
+    sharding = batch_sharding(mesh)
+    return {key: jax.make_array_from_process_local_data(
+                sharding, np.asarray(value), (global_batch_size, *np.shape(value)[1:]))
+            for key, value in batch.items()}

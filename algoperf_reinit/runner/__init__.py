@@ -10,8 +10,11 @@ submission's own files: a submission declares them through
 
 from algoperf_reinit.runner.checkpoint import CheckpointError
 from algoperf_reinit.runner.compilations import CompileCounter
+from algoperf_reinit.runner.distributed import ENV_VARS, Distributed
+from algoperf_reinit.runner.faults import SubmissionFault
 from algoperf_reinit.runner.flags import DEFAULT_JOB_ARGS, RunnerFlags, parse_flags
 from algoperf_reinit.runner.loading import Submission, load_submission, load_workload
+from algoperf_reinit.runner.lock import TrialLockedError, trial_lock
 from algoperf_reinit.runner.metrics import MetricLogger, read_csv
 from algoperf_reinit.runner.run import RunPlan, RunResult, main, plan_run, run, run_plan
 from algoperf_reinit.runner.sample_source import SAMPLE_SOURCE_KEY, SampleSource
@@ -20,15 +23,19 @@ from algoperf_reinit.runner.trial import TrialResult, TrialSetup, eval_metric_ro
 
 __all__ = [
     "DEFAULT_JOB_ARGS",
+    "ENV_VARS",
     "SAMPLE_SOURCE_KEY",
     "CheckpointError",
     "CompileCounter",
+    "Distributed",
     "MetricLogger",
     "RunPlan",
     "RunResult",
     "RunnerFlags",
     "SampleSource",
     "Submission",
+    "SubmissionFault",
+    "TrialLockedError",
     "TrialResult",
     "TrialSetup",
     "eval_metric_rows",
@@ -43,4 +50,5 @@ __all__ = [
     "run_plan",
     "run_trial",
     "search_space_points",
+    "trial_lock",
 ]

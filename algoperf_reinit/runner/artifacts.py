@@ -36,7 +36,7 @@ __all__ = [
 RESERVED_PATTERNS = (
     "flags_*.json", "meta_data_*.json", "hparams.json", "eval_measurements.csv",
     "measurements.csv", "summary.json", "checkpoint_*.msgpack", ".checkpoint_*",
-    "checkpoint_*.msgpack.corrupt", ".lock",
+    "checkpoint_*.msgpack.corrupt", ".lock", "run_metrics.png",
 )
 """Files of the runner itself: an artefact may not name one of them."""
 

@@ -128,7 +128,8 @@ class CompileCounter:
             self.phase = previous
 
     def summary(self) -> dict[str, Any]:
-        """Counts per phase, timed compile seconds and the functions compiled after warm-up."""
+        """Counts per phase, timed compile seconds (all timed; after warm-up) and the
+        functions compiled after warm-up with their counts."""
         counts = collections.Counter(phase for phase, _, _ in self.events)
         late = collections.Counter(name for phase, name, _ in self.events
                                    if phase == "timed_after_warmup")
@@ -137,5 +138,7 @@ class CompileCounter:
             "total": len(self.events),
             **{phase: counts.get(phase, 0) for phase in _PHASES},
             "timed_seconds": sum(s for phase, _, s in self.events if phase != "untimed"),
+            "timed_after_warmup_seconds": sum(s for phase, _, s in self.events
+                                              if phase == "timed_after_warmup"),
             "functions_after_warmup": dict(sorted(late.items())),
         }

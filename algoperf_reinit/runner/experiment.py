@@ -28,7 +28,9 @@ __all__ = [
     "RUN_FILE_PATTERNS",
     "SUMMARY_JSON",
     "check_run_dir",
+    "make_dirs",
     "prepare_workload_dir",
+    "remove_empty_dirs",
     "run_metadata",
     "write_json",
 ]
@@ -37,7 +39,7 @@ __all__ = [
 RUN_FILE_PATTERNS = (
     "flags_*.json", "meta_data_*.json", "hparams.json", "eval_measurements.csv",
     "measurements.csv", "summary.json", "checkpoint_*.msgpack", ".checkpoint_*", "*.tmp*",
-    "checkpoint_*.msgpack.corrupt", ".lock",
+    "checkpoint_*.msgpack.corrupt", ".lock", "run_metrics.png",
 )
 SUMMARY_JSON = "summary.json"
 """The trial's summary (written by the runner at the end of a trial)."""
@@ -50,9 +52,29 @@ def write_json(path: str | pathlib.Path, value: Any) -> pathlib.Path:
     """Writes strict JSON (non-finite floats become ``null``) atomically."""
     path = pathlib.Path(path)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(dumps_strict(value, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(dumps_strict(value, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:  # a full or read-only disk: leave no stray temporary file
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def make_dirs(path: pathlib.Path) -> list[pathlib.Path]:
+    """``path.mkdir(parents=True, exist_ok=True)``; returns the directories it created."""
+    missing = [d for d in (path, *path.parents) if not d.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    return missing  # innermost first
+
+
+def remove_empty_dirs(created: Sequence[pathlib.Path]) -> None:
+    """Removes the directories :func:`make_dirs` created, innermost first, while empty."""
+    for d in created:
+        try:
+            d.rmdir()
+        except OSError:  # not empty (or gone): keep it and everything above
+            return
 
 
 def _recorded_artifacts(trial_dir: pathlib.Path) -> list[str]:
@@ -101,7 +123,11 @@ def check_run_dir(workload_dir: pathlib.Path, artifact_patterns: Sequence[str] =
 
 def prepare_workload_dir(workload_dir: pathlib.Path, *, overwrite: bool,
                          resume_last_run: bool, artifact_patterns: Sequence[str] = ()) -> str:
-    """Creates or checks ``<experiment_dir>/<experiment_name>/<workload>_jax``.
+    """Checks (or, with ``--overwrite``, empties) ``<experiment_dir>/<experiment_name>/<workload>_jax``.
+
+    A new directory is not created here: the first trial creates it once its
+    submission has initialised (a trial that fails before writing anything leaves
+    no empty directory behind).
 
     ``artifact_patterns`` (the submission's artefact file names) are files of the
     run for ``overwrite``'s check.
@@ -127,7 +153,6 @@ def prepare_workload_dir(workload_dir: pathlib.Path, *, overwrite: bool,
             f"run directory {str(workload_dir)!r} already exists; pass --resume_last_run to "
             "continue it, --overwrite to delete it and start again, or another "
             "--experiment_name")
-    workload_dir.mkdir(parents=True, exist_ok=True)
     return "new"
 
 

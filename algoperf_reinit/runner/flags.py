@@ -64,10 +64,14 @@ class RunnerFlags:
     resume_last_run: bool = False
     save_checkpoints: bool = True
     keep_checkpoints: int = 2
+    plot_run: bool = True
     workload_kwargs: str = "{}"
     data_dir: str | None = None
     framework: str = "jax"
     progress: str = "auto"
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
 
     @property
     def search_space_path(self) -> pathlib.Path:
@@ -95,10 +99,25 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+INT64_MAX = 2**63 - 1
+"""The largest seed: JAX's ``PRNGKey`` takes an int64."""
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(v.message("the value", text, "an int")) from None
+
+
 def _optional_int(text: str) -> int | None:
     if text.strip().lower() in ("", "none"):
         return None
-    return int(text)
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            v.message("the value", text, "an int or 'none'")) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="search space JSON (default: tuning_search_space.json beside the "
                         "submission); list-of-points or min/max/scaling dict form")
     p.add_argument("--tuning_ruleset", default=d.tuning_ruleset, choices=_RULESETS)
-    p.add_argument("--num_tuning_trials", type=int, default=d.num_tuning_trials)
+    p.add_argument("--num_tuning_trials", type=_int, default=d.num_tuning_trials)
     p.add_argument("--hparam_start_index", type=_optional_int, default=None)
     p.add_argument("--hparam_end_index", type=_optional_int, default=None)
     p.add_argument("--experiment_dir", default=d.experiment_dir)
@@ -132,10 +151,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_every_steps", type=_optional_int, default=None,
                    help="evaluate at step 1 and every N steps instead of every "
                         "eval_period_time_sec of wall time (reproducible runs)")
-    p.add_argument("--keep_checkpoints", type=int, default=d.keep_checkpoints,
+    p.add_argument("--keep_checkpoints", type=_int, default=d.keep_checkpoints,
                    help="checkpoints kept per trial (the newest N); --resume_last_run falls "
                         "back to the newest intact one")
-    p.add_argument("--rng_seed", type=int, default=d.rng_seed,
+    p.add_argument("--rng_seed", type=_int, default=d.rng_seed,
                    help="0 means a random seed (printed), as in AlgoPerf")
     p.add_argument("--workload_kwargs", default=d.workload_kwargs,
                    help='JSON object of workload constructor arguments, e.g. \'{"seq_len": 64}\'')
@@ -143,12 +162,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--framework", default=d.framework, choices=("jax",))
     p.add_argument("--progress", default=d.progress, choices=MODES,
                    help="auto: a bar on a terminal, plain lines otherwise")
+    p.add_argument("--coordinator_address", default=None,
+                   help="host:port of process 0 for a multi-process run "
+                        "(env ALGOPERF_REINIT_COORDINATOR)")
+    p.add_argument("--num_processes", type=_optional_int, default=None,
+                   help="processes of a multi-process run (env ALGOPERF_REINIT_NUM_PROCESSES; "
+                        "default 1)")
+    p.add_argument("--process_id", type=_optional_int, default=None,
+                   help="this process's index, 0 .. num_processes-1 "
+                        "(env ALGOPERF_REINIT_PROCESS_ID)")
     for name, default, help_text in (
         ("continue_past_target", d.continue_past_target,
          "keep training after the validation and test targets are met"),
         ("overwrite", d.overwrite, "delete an existing <experiment_dir>/<name>/<workload>_jax"),
         ("resume_last_run", d.resume_last_run, "continue from the trials' last checkpoints"),
         ("save_checkpoints", d.save_checkpoints, "checkpoint at every eval and at the end"),
+        ("plot_run", d.plot_run, "draw run_metrics.png (validation metric, training loss, "
+         "learning rate, events) at the end of each trial"),
     ):
         p.add_argument(f"--{name}", nargs="?", const=True, default=default, type=_bool,
                        metavar="BOOL", help=help_text)
@@ -162,7 +192,8 @@ def _check(flags: RunnerFlags) -> None:
         value = getattr(flags, name)
         if name in ("num_tuning_trials", "keep_checkpoints") or value is not None:
             v.integer(f"--{name}", value, minimum=1)
-    v.integer("--rng_seed", flags.rng_seed, minimum=0, fix="0 draws a random seed")
+    v.integer("--rng_seed", flags.rng_seed, minimum=0, maximum=INT64_MAX,
+              fix="0 draws a random seed; JAX's PRNGKey takes an int64")
     if flags.overwrite and flags.resume_last_run:
         raise ValueError("--overwrite and --resume_last_run exclude each other: one deletes "
                          "the run directory, the other continues it")
@@ -173,7 +204,8 @@ def _check(flags: RunnerFlags) -> None:
                             fix=e.msg) from None
     if not isinstance(kwargs, dict):
         raise v.value_error("--workload_kwargs", flags.workload_kwargs, "a JSON object")
-    for name in ("hparam_start_index", "hparam_end_index"):
+    v.optional(v.integer, "--num_processes", flags.num_processes, minimum=1)
+    for name in ("hparam_start_index", "hparam_end_index", "process_id"):
         v.optional(v.integer, f"--{name}", getattr(flags, name), minimum=0)
     if not flags.experiment_name or "/" in flags.experiment_name or flags.experiment_name in (
             ".", ".."):

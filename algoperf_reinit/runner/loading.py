@@ -26,6 +26,7 @@ import jax
 from algoperf_reinit import _validation as v
 from algoperf_reinit.run_protocol import RunArtifact
 from algoperf_reinit.runner.artifacts import load_artifacts
+from algoperf_reinit.runner.faults import SubmissionFault
 
 __all__ = [
     "OPTIONAL_FUNCTIONS",
@@ -39,6 +40,20 @@ __all__ = [
 
 REQUIRED_FUNCTIONS = ("get_batch_size", "init_optimizer_state", "update_params", "data_selection")
 OPTIONAL_FUNCTIONS = ("prepare_for_eval", "get_eval_batch_size")
+UPDATE_PARAMS_KEYWORDS = (
+    "workload", "current_param_container", "current_params_types", "model_state",
+    "hyperparameters", "batch", "loss_type", "optimizer_state", "eval_results", "global_step",
+    "rng")
+"""The keyword arguments AlgoPerf v0.6 passes to ``update_params`` (plus ``train_state``
+if the signature names it)."""
+PREPARE_FOR_EVAL_KEYWORDS = (
+    "workload", "current_param_container", "current_params_types", "model_state",
+    "hyperparameters", "loss_type", "optimizer_state", "eval_results", "global_step", "rng")
+"""The keyword arguments AlgoPerf v0.6 passes to ``prepare_for_eval``."""
+DATA_SELECTION_ARGUMENTS = 8
+"""``data_selection`` is called positionally with 8 arguments (workload, input_queue,
+optimizer_state, current_param_container, model_state, hyperparameters, global_step,
+rng)."""
 
 
 class Submission(NamedTuple):
@@ -113,8 +128,10 @@ def _import_file(path: pathlib.Path) -> types.ModuleType:
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as e:
         del sys.modules[module_name]
+        if isinstance(e, Exception):  # a fault in the user's file: keep its traceback
+            raise SubmissionFault(f"import of {str(path)!r}") from e
         raise
     return module
 
@@ -127,6 +144,12 @@ def _import_submission(path: str) -> types.ModuleType:
     file = pathlib.Path(path)
     if file.is_file():
         return _import_file(file)
+    if file.is_dir():
+        found = file / "submission.py"
+        fix = (f"did you mean {str(found)!r}?" if found.is_file()
+               else "pass the submission's .py file inside it")
+        raise v.value_error("--submission_path", path, "a submission .py file, not a directory",
+                            fix=fix)
     if not _looks_like_module_path(path):
         raise ValueError(f"submission file {path!r} not found (resolved to "
                          f"{str(file.resolve())!r}); pass --submission_path=path/to/"
@@ -166,10 +189,7 @@ def load_submission(path: str) -> Submission:
                          f"{missing}; an AlgoPerf v0.6 submission defines "
                          f"{list(REQUIRED_FUNCTIONS)} (optional: {list(OPTIONAL_FUNCTIONS)})")
     update_params = module.update_params
-    try:
-        takes_train_state = "train_state" in inspect.signature(update_params).parameters
-    except (TypeError, ValueError):
-        takes_train_state = False
+    takes_train_state = _check_signatures(module, path)
     optional = {}
     for name in OPTIONAL_FUNCTIONS:
         fn = getattr(module, name, None)
@@ -188,6 +208,45 @@ def load_submission(path: str) -> Submission:
         update_params_takes_train_state=takes_train_state,
         artifacts=load_artifacts(module, path),
     )
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or C function: cannot be checked
+        return None
+
+
+def _check_call(path: str, name: str, fn: Callable[..., Any], *, keywords: tuple[str, ...] = (),
+                positional: int = 0) -> inspect.Signature | None:
+    """Raises unless ``fn`` accepts the arguments AlgoPerf passes it."""
+    sig = _signature(fn)
+    if sig is None:
+        return None
+    try:
+        sig.bind(*([None] * positional), **dict.fromkeys(keywords))
+    except TypeError as e:
+        called = (f"the keyword arguments {', '.join(keywords)}" if keywords
+                  else f"{positional} positional arguments")
+        raise TypeError(v.message(f"submission {path!r}: {name}", f"{name}{sig}",
+                                  f"a function AlgoPerf can call with {called}",
+                                  fix=str(e))) from None
+    return sig
+
+
+def _check_signatures(module: types.ModuleType, path: str) -> bool:
+    """Checks the signatures AlgoPerf calls; returns whether ``update_params`` takes
+    ``train_state``."""
+    sig = _signature(module.update_params)
+    takes_train_state = sig is not None and "train_state" in sig.parameters
+    _check_call(path, "update_params", module.update_params, keywords=(
+        *UPDATE_PARAMS_KEYWORDS, *(("train_state",) if takes_train_state else ())))
+    _check_call(path, "data_selection", module.data_selection,
+                positional=DATA_SELECTION_ARGUMENTS)
+    prepare = getattr(module, "prepare_for_eval", None)
+    if callable(prepare):
+        _check_call(path, "prepare_for_eval", prepare, keywords=PREPARE_FOR_EVAL_KEYWORDS)
+    return takes_train_state
 
 
 def _check_batch_size(value: Any, what: str, num_devices: int) -> int:

@@ -32,6 +32,8 @@ from algoperf_reinit._records import jsonable
 from algoperf_reinit.runner import checkpoint as ckpt
 from algoperf_reinit.runner.artifacts import report_new_rows
 from algoperf_reinit.runner.compilations import CompileCounter
+from algoperf_reinit.runner.distributed import agree, is_writer
+from algoperf_reinit.runner.faults import SubmissionFault
 from algoperf_reinit.runner.metrics import MetricLogger
 from algoperf_reinit.runner.progress import Progress
 from algoperf_reinit.runner.sample_source import sample_source_meta
@@ -80,6 +82,8 @@ class TrialState(NamedTuple):
       eval_results: ``(global_step, metrics)`` of every eval so far.
       stop_reason: why the loop ended (``''`` while it runs).
       seen_rows: artefact rows already printed, per file.
+      stop_message: the message of the submission's ``TrainingCompleteError``, if
+        one ended training (e.g. a divergence).
     """
 
     global_step: int
@@ -90,6 +94,7 @@ class TrialState(NamedTuple):
     eval_results: tuple[tuple[int, dict[str, Any]], ...]
     stop_reason: str
     seen_rows: Mapping[str, int]
+    stop_message: str = ""
 
 
 class StepKeys(NamedTuple):
@@ -155,8 +160,8 @@ def _goals_met(ctx: TrialContext, train: TrainState) -> bool:
 
 
 def save(ctx: TrialContext, state: TrialState, *, final: bool = False) -> None:
-    """Checkpoints the state (if the trial saves checkpoints)."""
-    if not ctx.setup.save_checkpoints:
+    """Checkpoints the state (if the trial saves checkpoints; process 0 only)."""
+    if not ctx.setup.save_checkpoints or not is_writer():
         return
     ckpt.save_checkpoint(
         ctx.trial_dir, global_step=state.global_step, params=state.params,
@@ -168,19 +173,25 @@ def save(ctx: TrialContext, state: TrialState, *, final: bool = False) -> None:
         keep=ctx.setup.keep_checkpoints)
 
 
+def _select_batch(ctx: TrialContext, state: TrialState, keys: StepKeys) -> Any:
+    """The submission's ``data_selection`` for this step (AlgoPerf passes 8 arguments)."""
+    try:
+        return ctx.submission.data_selection(
+            ctx.workload, ctx.input_queue, state.optimizer_state, state.params,
+            state.model_state, ctx.setup.hparams, state.global_step, keys.data_selection)
+    except Exception as e:
+        raise SubmissionFault("data_selection") from e
+
+
 def _train_step(ctx: TrialContext, state: TrialState, keys: StepKeys,
                 warmup: bool) -> tuple[TrialState, float]:
     """Timed data selection and update; returns the new state and the time it ended."""
     setup, submission, train = ctx.setup, ctx.submission, state.train
     optimizer_state, params, model_state = (state.optimizer_state, state.params,
                                             state.model_state)
-    stop_reason = state.stop_reason
+    stop_reason, stop_message = state.stop_reason, state.stop_message
     with ctx.counter.timed(warmup=warmup):
-        batch = submission.data_selection(
-            workload=ctx.workload, input_queue=ctx.input_queue, optimizer_state=optimizer_state,
-            current_param_container=params, model_state=model_state,
-            hyperparameters=setup.hparams, global_step=state.global_step,
-            rng=keys.data_selection)
+        batch = _select_batch(ctx, state, keys)
         kwargs = dict(
             workload=ctx.workload, current_param_container=params,
             current_params_types=ctx.workload.model_params_types, model_state=model_state,
@@ -193,9 +204,11 @@ def _train_step(ctx: TrialContext, state: TrialState, keys: StepKeys,
             optimizer_state, params, model_state = submission.update_params(**kwargs)
         except Exception as e:
             if not _is_training_complete(e):
-                raise
+                raise SubmissionFault("update_params") from e
             train = train._replace(training_complete=True)
-            stop_reason = "training_complete"
+            stop_reason, stop_message = "training_complete", str(e)
+            ctx.progress.message(f"the submission ended training at step {state.global_step}"
+                                 f" (TrainingCompleteError: {e})")
         jax.block_until_ready((params, model_state))
     global_step = state.global_step + 1
     if setup.max_global_steps is not None and global_step >= setup.max_global_steps:
@@ -204,10 +217,11 @@ def _train_step(ctx: TrialContext, state: TrialState, keys: StepKeys,
     now = time.time()
     train = train._replace(accumulated_submission_time=(
         train.accumulated_submission_time + (now - train.last_step_end_time)))
-    ctx.progress.update(global_step, ctx.logger.latest, train.accumulated_submission_time)
+    ctx.progress.update(global_step, ctx.logger.latest, train.accumulated_submission_time,
+                        latest_step=ctx.logger.latest_step)
     return state._replace(global_step=global_step, params=params, model_state=model_state,
                           optimizer_state=optimizer_state, train=train,
-                          stop_reason=stop_reason), now
+                          stop_reason=stop_reason, stop_message=stop_message), now
 
 
 def _eval_due(ctx: TrialContext, state: TrialState, now: float) -> bool:
@@ -219,6 +233,13 @@ def _eval_due(ctx: TrialContext, state: TrialState, now: float) -> bool:
     return due or state.train.training_complete
 
 
+def _user_call(name: str, fn: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(**kwargs)
+    except Exception as e:
+        raise SubmissionFault(name) from e
+
+
 def _prepare_for_eval(ctx: TrialContext, state: TrialState, keys: StepKeys,
                       warmup: bool) -> TrialState:
     """The submission's timed ``prepare_for_eval``, if it has one."""
@@ -226,7 +247,8 @@ def _prepare_for_eval(ctx: TrialContext, state: TrialState, keys: StepKeys,
         return state
     with ctx.counter.timed(warmup=warmup):
         prep_start = time.time()
-        optimizer_state, params, model_state = ctx.submission.prepare_for_eval(
+        optimizer_state, params, model_state = _user_call(
+            "prepare_for_eval", ctx.submission.prepare_for_eval,
             workload=ctx.workload, current_param_container=state.params,
             current_params_types=ctx.workload.model_params_types,
             model_state=state.model_state, hyperparameters=ctx.setup.hparams,
@@ -246,7 +268,7 @@ def _eval_point(ctx: TrialContext, state: TrialState, keys: StepKeys,
     seen = report_new_rows(ctx.trial_dir, ctx.submission.artifacts, state.seen_rows,
                            ctx.progress.message)
     state = _prepare_for_eval(ctx, state._replace(seen_rows=seen), keys, warmup)
-    remaining = state.train.accumulated_submission_time < ctx.setup.budget_sec
+    remaining = agree(state.train.accumulated_submission_time < ctx.setup.budget_sec)
     state = state._replace(train=state.train._replace(is_time_remaining=remaining))
     if not remaining:
         return state._replace(stop_reason="time_budget")
@@ -260,6 +282,7 @@ def _eval_point(ctx: TrialContext, state: TrialState, keys: StepKeys,
 def _evaluate(ctx: TrialContext, state: TrialState, eval_rng: jax.Array) -> TrialState:
     """The untimed eval: metrics, goals, the eval row and a progress message."""
     workload, step, train = ctx.workload, state.global_step, state.train
+    ctx.progress.phase("evaluating", step)
     start = time.time()
     try:
         result = dict(workload.eval_model(ctx.setup.eval_batch_size, state.params,
@@ -296,6 +319,7 @@ def _report_eval(ctx: TrialContext, eval_results: Any, train: TrainState) -> Non
     step, result = eval_results[-1]
     name = f"validation/{ctx.workload.target_metric_name}"
     ctx.progress.latest_eval = {name: result.get(name)}
+    ctx.progress.latest_eval_step = step
     if ctx.workload.has_reached_validation_target(result) and first_target_eval(
             ctx.workload, eval_results)[0] == step:
         ctx.progress.message(
@@ -318,6 +342,8 @@ def run_loop(ctx: TrialContext, state: TrialState) -> TrialState:
         while (state.train.is_time_remaining and not _goals_met(ctx, state.train)
                and not state.train.training_complete):
             keys = StepKeys(*jax.random.split(jax.random.fold_in(ctx.rng, state.global_step), 4))
+            if warmup:  # the first step of this process holds the train step's compile
+                ctx.progress.phase("compiling", state.global_step)
             state, now = _train_step(ctx, state, keys, warmup)
             if _eval_due(ctx, state, now):
                 state = _eval_point(ctx, state, keys, warmup)

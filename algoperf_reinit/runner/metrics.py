@@ -85,8 +85,12 @@ def repair_torn_tail(path: str | pathlib.Path) -> str | None:
         return None
     cut = data.rfind(b"\n") + 1
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data[:cut])
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data[:cut])
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return data[cut:].decode(errors="replace")
 
 
@@ -126,8 +130,12 @@ class CsvTable:
         text = self._line(dict(zip(self.columns, self.columns, strict=True)))
         text += "".join(self._line(r) for r in old_rows) + self._line(row)
         tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, self.path)
+        except BaseException:  # a full or read-only disk: leave no stray temporary file
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 class MetricLogger:
@@ -141,10 +149,14 @@ class MetricLogger:
     Args:
       trial_dir: the trial directory.
       preemption_count: default ``preemption_count`` of the rows.
+      write: write the files (``False`` on the processes of a multi-process run
+        other than process 0: the rows are then only kept in :attr:`latest`).
     """
 
-    def __init__(self, trial_dir: str | pathlib.Path, preemption_count: int = 0):
+    def __init__(self, trial_dir: str | pathlib.Path, preemption_count: int = 0, *,
+                 write: bool = True):
         trial_dir = pathlib.Path(trial_dir)
+        self.write = write
         self.preemption_count = preemption_count
         self.measurements = CsvTable(trial_dir / MEASUREMENTS_CSV)
         self.eval_measurements = CsvTable(trial_dir / EVAL_CSV)
@@ -173,10 +185,11 @@ class MetricLogger:
         row["global_step"] = int(global_step)
         row["preemption_count"] = (self.preemption_count if preemption_count is None
                                    else int(preemption_count))
-        self.measurements.append(row)
-        if is_eval:
-            self.eval_measurements.append(row)
-        else:
+        if self.write:
+            self.measurements.append(row)
+            if is_eval:
+                self.eval_measurements.append(row)
+        if not is_eval:
             self.latest.update({k: v for k, v in row.items()
                                 if k not in ("global_step", "preemption_count")})
             self.latest_step = int(global_step)

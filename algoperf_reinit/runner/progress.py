@@ -1,10 +1,19 @@
 """Progress display: a one-line bar on a terminal, plain periodic lines otherwise.
 
 The bar shows the step, the latest loss, learning rate and cycle the submission
-logged through ``workload.metrics_logger`` and the time left (by the step rate
-toward the step limit, and by the time budget). When output is not a terminal
-(CI, a pipe, a file) it prints one plain line every ``lines_every`` steps instead
-of redrawing. Messages (evals, events) are printed on their own lines.
+logged through ``workload.metrics_logger`` — labelled with the step they were
+logged at (``loss 0.31 lr 0.001 @ step 80``: a submission logs every N steps, so
+they may be older than the current step) —, the latest eval's target metric with
+its step, and the time left (by the step rate toward the step limit, and by the
+time budget). When output is not a terminal (CI, a pipe, a file) it prints one
+plain line every ``lines_every`` steps instead of redrawing. Messages (evals,
+events) are printed on their own lines.
+
+Long silent phases are shown as they start (:meth:`Progress.phase`):
+``initialising…`` (building the model and the optimizer), ``compiling…`` (the
+first step, which holds the train step's compile) and ``evaluating…``. The bar
+shows each in place; plain lines show each kind once (the first eval is the one
+that compiles).
 """
 
 from __future__ import annotations
@@ -65,7 +74,9 @@ class Progress:
         self._start_step: int | None = None
         self._bar_shown = False
         self._last_line_step = -1
+        self._phases_shown: set[str] = set()
         self.latest_eval: dict[str, Any] = {}  # the runner sets the latest eval's target metric
+        self.latest_eval_step: int | None = None
 
     def _eta(self, step: int, submission_time: float) -> float | None:
         if self._start_step is None or step <= self._start_step:
@@ -75,34 +86,67 @@ class Progress:
         by_budget = self.budget_sec - submission_time
         return max(min(by_steps, by_budget), 0.0)
 
-    def _text(self, step: int, latest: Mapping[str, Any], submission_time: float) -> str:
+    def _text(self, step: int, latest: Mapping[str, Any], submission_time: float,
+              latest_step: int | None) -> str:
         parts = [f"step {step}/{self.total_steps}"]
-        for key, label in (("loss", "loss"), ("learning_rate", "lr"), ("cycle", "cycle")):
-            if key in latest:
-                parts.append(f"{label} {_fmt_value(latest[key])}")
+        logged = [f"{label} {_fmt_value(latest[key])}" for key, label in (
+            ("loss", "loss"), ("learning_rate", "lr"), ("cycle", "cycle")) if key in latest]
+        if logged:
+            at = f" @ step {latest_step}" if latest_step is not None else ""
+            parts.append(" ".join(logged) + at)
         for key, value in self.latest_eval.items():
             if value is not None:
-                parts.append(f"{key} {_fmt_value(value)}")
+                at = (f" @ step {self.latest_eval_step}" if self.latest_eval_step is not None
+                      else "")
+                parts.append(f"{key} {_fmt_value(value)}{at}")
         parts.append(f"{_fmt_time(submission_time)} on the clock")
         parts.append(f"~{_fmt_time(self._eta(step, submission_time))} left")
         return " | ".join(parts)
 
-    def update(self, step: int, latest: Mapping[str, Any], submission_time: float) -> None:
-        """Reports that ``step`` steps are done."""
+    def update(self, step: int, latest: Mapping[str, Any], submission_time: float,
+               latest_step: int | None = None) -> None:
+        """Reports that ``step`` steps are done.
+
+        Args:
+          step: steps done.
+          latest: the latest values the submission logged (loss, learning_rate, cycle).
+          submission_time: seconds on the clock.
+          latest_step: the step ``latest`` was logged at (shown beside it).
+        """
         if self._start_step is None:  # the rate is measured from the first update on
             self._start_step = step
             self._start = time.monotonic()
         if self.mode == "bar":
             filled = min(int(self.width * step / self.total_steps), self.width)
             bar = "#" * filled + "." * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {self._text(step, latest, submission_time)}\x1b[K")
+            text = self._text(step, latest, submission_time, latest_step)
+            self.stream.write(f"\r[{bar}] {text}\x1b[K")
             self.stream.flush()
             self._bar_shown = True
         elif self.mode == "lines" and (step % self.lines_every == 0 or step == 1):
             if step != self._last_line_step:
-                self.stream.write(self._text(step, latest, submission_time) + "\n")
+                self.stream.write(self._text(step, latest, submission_time, latest_step)
+                                  + "\n")
                 self.stream.flush()
                 self._last_line_step = step
+
+    def phase(self, name: str, step: int) -> None:
+        """Shows that a long phase (``'compiling'``, ``'evaluating'``...) starts at ``step``.
+
+        The bar shows it in place (the next update replaces it); plain lines print
+        each phase name once; ``'none'`` prints nothing.
+        """
+        text = f"step {step}/{self.total_steps} | {name}\u2026"
+        if self.mode == "bar":
+            filled = min(int(self.width * step / self.total_steps), self.width)
+            bar = "#" * filled + "." * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {text}\x1b[K")
+            self.stream.flush()
+            self._bar_shown = True
+        elif self.mode == "lines" and name not in self._phases_shown:
+            self._phases_shown.add(name)
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
     def message(self, text: str) -> None:
         """Prints ``text`` on its own line (above the bar)."""

@@ -116,7 +116,7 @@ def align_files(trial_dir: pathlib.Path, step: int, artifacts: Sequence[RunArtif
 
 
 def _newest_intact(trial_dir: pathlib.Path, fingerprint: Mapping[str, Any],
-                   say: Callable[[str], None]) -> ckpt.Checkpoint | None:
+                   say: Callable[[str], None], writer: bool = True) -> ckpt.Checkpoint | None:
     """The newest checkpoint that loads; corrupt newer ones are renamed ``*.corrupt``."""
     found = ckpt.find_checkpoints(trial_dir)
     errors: list[tuple[pathlib.Path, ckpt.CheckpointError]] = []
@@ -127,7 +127,7 @@ def _newest_intact(trial_dir: pathlib.Path, fingerprint: Mapping[str, Any],
             errors.append((path, e))
             continue
         check_fingerprint(checkpoint, fingerprint)
-        for bad, error in errors:
+        for bad, error in errors if writer else ():
             moved = bad.with_name(bad.name + ".corrupt")
             os.replace(bad, moved)
             say(f"{bad.name} is unusable ({str(error).split('; ')[0]}): resuming from the "
@@ -153,7 +153,8 @@ def _repair_csv_files(trial_dir: pathlib.Path, artifacts: Sequence[RunArtifact],
 
 
 def resume_point(trial_dir: pathlib.Path, *, resume: bool, fingerprint: Mapping[str, Any],
-                 artifacts: Sequence[RunArtifact], say: Callable[[str], None]) -> ResumePoint:
+                 artifacts: Sequence[RunArtifact], say: Callable[[str], None],
+                 writer: bool = True) -> ResumePoint:
     """Chooses where the trial starts and lines its files up with that point.
 
     Args:
@@ -162,6 +163,8 @@ def resume_point(trial_dir: pathlib.Path, *, resume: bool, fingerprint: Mapping[
       fingerprint: the current run's facts (see :func:`check_fingerprint`).
       artifacts: the submission's artefacts (their step CSVs are truncated too).
       say: prints one line.
+      writer: whether this process writes the run directory (process 0); the
+        others only read the checkpoint process 0 chooses and change no file.
 
     Returns:
       The :class:`ResumePoint`.
@@ -173,15 +176,16 @@ def resume_point(trial_dir: pathlib.Path, *, resume: bool, fingerprint: Mapping[
     """
     checkpoint = None
     if resume:
-        checkpoint = _newest_intact(trial_dir, fingerprint, say)
+        checkpoint = _newest_intact(trial_dir, fingerprint, say, writer)
         if checkpoint is None and (read_csv(trial_dir / EVAL_CSV) or (trial_dir / SUMMARY_JSON).exists()):
             raise ValueError(
                 f"{str(trial_dir)!r} holds results but no checkpoint to resume from (was it "
                 "run with --nosave_checkpoints?); pass --overwrite to run it again from step "
                 "0, or another --experiment_name")
-        _repair_csv_files(trial_dir, artifacts, say)
+        if writer:
+            _repair_csv_files(trial_dir, artifacts, say)
     if checkpoint is None:
-        if resume and (trial_dir / EVAL_CSV).exists():
+        if writer and resume and (trial_dir / EVAL_CSV).exists():
             # Killed before its first eval and checkpoint: nothing to keep, start again.
             align_files(trial_dir, 0, artifacts)
             say(f"{trial_dir.name} has no checkpoint to resume from: starting it again at "
@@ -192,8 +196,8 @@ def resume_point(trial_dir: pathlib.Path, *, resume: bool, fingerprint: Mapping[
         say(f"{trial_dir.name} already finished at step {step} (its final checkpoint); "
             "nothing to resume")
         return ResumePoint(checkpoint, step, 0, finished=True)
-    return ResumePoint(checkpoint, step, align_files(trial_dir, step, artifacts),
-                       finished=False)
+    dropped = align_files(trial_dir, step, artifacts) if writer else 0
+    return ResumePoint(checkpoint, step, dropped, finished=False)
 
 
 def saved_eval_results(checkpoint: ckpt.Checkpoint) -> tuple[tuple[int, dict[str, Any]], ...]:

@@ -5,25 +5,40 @@ console script) calls :func:`main`. Everything the user can get wrong — flags,
 submission path, the search space, the workload name, a batch size the devices do
 not divide, an existing run directory — is checked before anything is written
 (:func:`plan_run`); :func:`main` reports such a mistake (``ValueError`` or
-``TypeError``) as ``error: ...`` with exit status 2. Once trials run
-(:func:`run_plan`), only a ``ValueError`` (e.g. a checkpoint of another run) is
-reported that way; any other exception propagates.
+``TypeError``) as ``error: ...`` with exit status 2, and nothing is created: a
+new run directory appears only once the first trial's submission has
+initialised. Once trials run (:func:`run_plan`), a ``ValueError`` (e.g. a
+checkpoint of another run, a trial in use by another process) is reported that
+way, and so is a directory that cannot be written (read-only, full: ``OSError``;
+no temporary file is left). A fault in the submission's own code (a syntax error
+at import, its exception in ``update_params``...) prints that code's traceback,
+then one ``error:`` line naming the trial, the directory it left and how to
+resume; exit status 1. Decided behaviours: ``--num_tuning_trials`` larger than a
+list-form search space is an error; ``--resume_last_run`` without a previous run
+says so and starts a new one (so a restart script can always pass it).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import pathlib
 import secrets
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any, NamedTuple, TextIO
 
 import jax
 
+from algoperf_reinit import _validation as v
 from algoperf_reinit.run_protocol import RUN_DIR_ENV, RunArtifact
 from algoperf_reinit.runner.artifacts import artifact_patterns
+from algoperf_reinit.runner.checkpoint import find_checkpoints
+from algoperf_reinit.runner.distributed import agree_int, initialize, is_writer, resolve
 from algoperf_reinit.runner.experiment import prepare_workload_dir
+from algoperf_reinit.runner.faults import SubmissionFault, fault_line
 from algoperf_reinit.runner.flags import (
     DEFAULT_JOB_ARGS,
     RunnerFlags,
@@ -60,7 +75,7 @@ def _seed(flags: RunnerFlags, workload_dir: pathlib.Path, out: TextIO) -> int:
                 print(f"--rng_seed=0 on resume: using the run's seed {seed} from {meta}",
                       file=out)
                 return int(seed)
-    seed = secrets.randbelow(2**31 - 1) + 1
+    seed = agree_int(secrets.randbelow(2**31 - 1) + 1)  # one seed for every process
     print(f"--rng_seed=0: using the random seed {seed} (pass --rng_seed={seed} to repeat)",
           file=out)
     return seed
@@ -71,6 +86,11 @@ def _points(flags: RunnerFlags) -> list[tuple[int, Any]]:
     if flags.tuning_ruleset == "self":
         return [(1, None)]
     points = load_search_space(flags.search_space_path, flags.num_tuning_trials)
+    if len(points) < flags.num_tuning_trials:
+        raise v.value_error(
+            "--num_tuning_trials", flags.num_tuning_trials,
+            f"at most the {len(points)} point(s) listed in {str(flags.search_space_path)!r}",
+            fix=f"pass --num_tuning_trials={len(points)} or list more points")
     start = flags.hparam_start_index or 0
     end = len(points) if flags.hparam_end_index is None else flags.hparam_end_index
     if not 0 <= start < end <= len(points):
@@ -78,6 +98,13 @@ def _points(flags: RunnerFlags) -> list[tuple[int, Any]]:
                          f"--hparam_end_index={flags.hparam_end_index} select no trial of the "
                          f"{len(points)} points (need 0 <= start < end <= {len(points)})")
     return [(i + 1, points[i]) for i in range(start, end)]
+
+
+def _devices() -> str:
+    if jax.process_count() == 1:
+        return f"{jax.local_device_count()} device(s)"
+    return (f"{jax.device_count()} device(s) of {jax.process_count()} processes "
+            f"({jax.local_device_count()} each)")
 
 
 def _submission_id(path: str) -> str:
@@ -136,9 +163,13 @@ def plan_run(flags: RunnerFlags) -> RunPlan:
     points = _points(flags)
     workload_dir = (pathlib.Path(flags.experiment_dir) / flags.experiment_name
                     / f"{flags.workload}_jax")
-    how = prepare_workload_dir(workload_dir, overwrite=flags.overwrite,
-                               resume_last_run=flags.resume_last_run,
-                               artifact_patterns=artifact_patterns(submission.artifacts))
+    if is_writer():
+        how = prepare_workload_dir(workload_dir, overwrite=flags.overwrite,
+                                   resume_last_run=flags.resume_last_run,
+                                   artifact_patterns=artifact_patterns(submission.artifacts))
+    else:  # process 0 checks and prepares the directory
+        how = ("overwritten" if flags.overwrite else "resumed" if flags.resume_last_run
+               else "new")
     return RunPlan(workload, submission, batch_size, eval_batch_size, points, workload_dir, how)
 
 
@@ -150,6 +181,7 @@ def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
         "tuning_ruleset": flags.tuning_ruleset,
         "hparams": None if hparams is None else dict(hparams._asdict()),
         "rng_seed": seed, "global_batch_size": plan.batch_size,
+        "eval_every_steps": flags.eval_every_steps,
     }
     if sample_source is not None:  # the training stream is not the workload's queue
         fingerprint["sample_source"] = getattr(sample_source, "__qualname__",
@@ -163,7 +195,7 @@ def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
         save_checkpoints=flags.save_checkpoints, resume=flags.resume_last_run,
         fingerprint=fingerprint, flags={**flags.to_json_dict(), "rng_seed_used": seed},
         progress_mode=flags.progress, keep_checkpoints=flags.keep_checkpoints,
-        sample_source=sample_source)
+        plot_run=flags.plot_run, sample_source=sample_source)
 
 
 def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None,
@@ -174,20 +206,30 @@ def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None,
       ValueError: for a checkpoint that cannot be resumed.
     """
     out = out or sys.stdout
+    if not is_writer():  # the other processes of a multi-process run print nothing
+        out = open(os.devnull, "w")
     seed = _seed(flags, plan.workload_dir, out)
     budget = float(plan.workload.max_allowed_runtime_sec) * (
         1.5 if flags.tuning_ruleset == "self" else 1.0)
     print(f"{flags.workload} with {flags.submission_path}: {len(plan.points)} trial(s), global "
-          f"batch {plan.batch_size} on {jax.local_device_count()} device(s), seed {seed}, "
+          f"batch {plan.batch_size} on {_devices()}, seed {seed}, "
           f"budget {budget:.0f}s; {plan.how} run directory {plan.workload_dir}", file=out)
+    if flags.resume_last_run and plan.how == "new":
+        print(f"--resume_last_run: no previous run in {plan.workload_dir}: starting a new "
+              "one", file=out)
     results = RunResult()
     results.workload_dir = plan.workload_dir
     for index, hparams in plan.points:
         if hparams is not None:
             print(f"trial {index}: {dict(hparams._asdict())}", file=out)
         setup = _trial_setup(flags, plan, index, hparams, seed, budget, sample_source)
-        result = run_trial(plan.workload, plan.submission, setup, run_dir_env=RUN_DIR_ENV,
-                           out=out)
+        try:
+            result = run_trial(plan.workload, plan.submission, setup, run_dir_env=RUN_DIR_ENV,
+                               out=out)
+        except SubmissionFault as fault:
+            found = find_checkpoints(setup.trial_dir)
+            raise fault.located(index, setup.trial_dir if setup.trial_dir.exists() else None,
+                                found[-1][0] if found else None) from fault.__cause__
         _print_trial(result, plan.submission.artifacts, out)
         results.append(result)
     return results
@@ -228,8 +270,11 @@ def _print_trial(result: TrialResult, artifacts: Sequence[RunArtifact], out: Tex
     print(f"{d.name}: {target}; stopped by {s['stop_reason']} at step {s['global_steps']}, "
           f"{s['num_evals']} evals, final {s['target_metric']}="
           f"{final.get(s['target_metric'], float('nan')):.4g}, "
-          f"{s['train_step_compilations']} train-step compilation(s)", file=out)
-    files = [("eval CSV", d / "eval_measurements.csv"), ("summary", d / "summary.json")]
+          f"{s['train_step_compilations']} train-step compilation(s), "
+          f"{s['compilations_after_warmup']} compilation(s) on the clock after warm-up",
+          file=out)
+    files = [("eval CSV", d / "eval_measurements.csv"), ("summary", d / "summary.json"),
+             ("run plot", d / "run_metrics.png")]
     files += [("submission", path) for pattern in artifact_patterns(artifacts)
               for path in sorted(d.glob(pattern))]
     for label, path in files:
@@ -248,17 +293,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if is_default_job(argv):
         print("no --workload or --submission_path: running the default job, i.e. "
               f"python -m algoperf_reinit.runner {' '.join([*DEFAULT_JOB_ARGS, *argv])}")
+    flags = None
     try:
         flags = parse_flags(argv)
-        plan = plan_run(flags)
-    except (ValueError, TypeError) as e:  # bad input: nothing has run
+        initialize(resolve(flags))  # before anything touches a device
+        run_plan(flags, plan_run(flags))
+    except SubmissionFault as fault:  # the user's code: its traceback, then one line
+        traceback.print_exception(fault.__cause__, file=sys.stderr)
+        print(fault_line(fault), file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as e:  # bad input, a checkpoint of another run...
         print(f"error: {e}", file=sys.stderr)
         return 2
-    try:
-        run_plan(flags, plan)
-    except ValueError as e:  # e.g. a checkpoint that cannot be resumed
-        print(f"error: {e}", file=sys.stderr)
+    except OSError as e:
+        if e.errno not in _UNWRITABLE or flags is None:
+            raise
+        print(f"error: {_unwritable(flags, e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT,
+               errno.EFBIG)
+
+
+def _unwritable(flags: RunnerFlags, error: OSError) -> str:
+    return v.message(
+        "--experiment_dir", flags.experiment_dir, "a writable directory with free space",
+        fix=f"writing {error.filename!r} failed ({error.strerror}); nothing written before is "
+            "lost and no temporary file is left: free space or fix the permissions, then "
+            "rerun (add --resume_last_run if a trial had started)")

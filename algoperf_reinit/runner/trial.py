@@ -41,12 +41,16 @@ from algoperf_reinit._records import jsonable
 from algoperf_reinit.run_protocol import RUN_DIR_ENV, TIMING_KEYS
 from algoperf_reinit.runner.artifacts import artifact_patterns, seen_rows
 from algoperf_reinit.runner.compilations import CompileCounter
+from algoperf_reinit.runner.distributed import is_writer
 from algoperf_reinit.runner.experiment import (
     ARTIFACTS_KEY,
     SUMMARY_JSON,
+    make_dirs,
+    remove_empty_dirs,
     run_metadata,
     write_json,
 )
+from algoperf_reinit.runner.faults import SubmissionFault
 from algoperf_reinit.runner.lock import trial_lock
 from algoperf_reinit.runner.loop import (
     TrainState,
@@ -93,6 +97,7 @@ class TrialSetup:
       flags: all flag values, for ``flags_<p>.json``.
       progress_mode: see :class:`~algoperf_reinit.runner.progress.Progress`.
       keep_checkpoints: checkpoints kept (the newest ``N``).
+      plot_run: draw ``run_metrics.png`` when the trial ends (process 0).
       sample_source: ``(workload, global_batch_size) -> SampleSource`` to train on
         instead of the workload's input queue (``runner.sample_source``), or ``None``.
     """
@@ -112,6 +117,7 @@ class TrialSetup:
     flags: Mapping[str, Any]
     progress_mode: str = "auto"
     keep_checkpoints: int = 2
+    plot_run: bool = True
     sample_source: Any = None
 
 
@@ -160,6 +166,7 @@ def summarize(workload: Any, eval_results: list[tuple[int, Mapping[str, Any]]], 
         "accumulated_eval_time": train_state["accumulated_eval_time"],
         "stop_reason": stop_reason,
         "train_step_compilations": train_step_compiles,
+        "compilations_after_warmup": int(compile_summary.get("timed_after_warmup", 0)),
         "compilations": dict(compile_summary),
     }
 
@@ -180,32 +187,68 @@ def run_trial(workload: Any, submission: Any, setup: TrialSetup, *,
     Returns:
       The :class:`TrialResult`.
 
+    The trial directory is locked while the trial runs (:mod:`.lock`); a trial
+    that fails before writing anything (e.g. ``init_optimizer_state`` rejecting its
+    hyperparameters) removes the directories it created. With several processes
+    only process 0 creates, locks and writes the directory (:mod:`.distributed`).
+
     Raises:
-      CheckpointError: resuming from a corrupt or mismatched checkpoint (nothing is
-        deleted).
-      ValueError: resuming a trial that holds results but no checkpoint.
+      CheckpointError: resuming when no checkpoint is intact, or from one of another
+        run (nothing is deleted).
+      TrialLockedError: another live process runs the trial.
+      ValueError: resuming a trial that holds results but no checkpoint; or
+        ``init_optimizer_state`` raised ``ValueError`` (``TypeError`` likewise).
+      SubmissionFault: the submission's code raised (the original is the cause).
     """
-    trial_dir = setup.trial_dir
-    trial_dir.mkdir(parents=True, exist_ok=True)
+    trial_dir, writer = setup.trial_dir, is_writer()
+    created = make_dirs(trial_dir) if writer else []
+
     def say(text: str) -> None:
         print(text, file=out or sys.stdout)
 
-    with trial_lock(trial_dir, say):
-        point = resume_point(trial_dir, resume=setup.resume, fingerprint=setup.fingerprint,
-                             artifacts=submission.artifacts, say=say)
-        if point.finished:
-            return TrialResult(trial_dir=trial_dir,
-                               summary=json.loads((trial_dir / SUMMARY_JSON).read_text()),
-                               params=None, model_state=None,
-                               eval_results=list(saved_eval_results(point.checkpoint)))
-        with _env(run_dir_env, str(trial_dir)), CompileCounter() as counter:
-            ctx, state = _start(workload, submission, setup, point, counter, out)
-            return _finish(ctx, run_loop(ctx, state))
+    try:
+        with trial_lock(trial_dir, say) if writer else contextlib.nullcontext():
+            point = resume_point(trial_dir, resume=setup.resume,
+                                 fingerprint=setup.fingerprint,
+                                 artifacts=submission.artifacts, say=say, writer=writer)
+            if point.finished:
+                return TrialResult(trial_dir=trial_dir,
+                                   summary=json.loads((trial_dir / SUMMARY_JSON).read_text()),
+                                   params=None, model_state=None,
+                                   eval_results=list(saved_eval_results(point.checkpoint)))
+            with _env(run_dir_env, str(trial_dir)), CompileCounter() as counter:
+                ctx, state = _start(workload, submission, setup, point, counter, out)
+                return _finish(ctx, run_loop(ctx, state))
+    except BaseException:
+        remove_empty_dirs(created)  # a trial that wrote nothing leaves no directory
+        raise
+
+
+def _init_optimizer_state(workload: Any, submission: Any, setup: TrialSetup, params: Any,
+                          model_state: Any, rng: jax.Array) -> tuple[Any, Any]:
+    """The submission's ``init_optimizer_state``; its ``ValueError``/``TypeError`` is
+    bad input (e.g. a hyperparameter), anything else a :class:`SubmissionFault`."""
+    try:
+        optimizer_state = submission.init_optimizer_state(
+            workload, params, model_state, setup.hparams, rng)
+    except (ValueError, TypeError) as e:
+        kind = ValueError if isinstance(e, ValueError) else TypeError
+        raise kind(f"{setup.trial_dir.name}: the submission's init_optimizer_state rejected "
+                   f"its input: {e}") from e
+    except Exception as e:
+        raise SubmissionFault("init_optimizer_state") from e
+    if not (isinstance(optimizer_state, tuple) and len(optimizer_state) == 2):
+        raise TypeError("init_optimizer_state must return (optimizer_state, update_fn) "
+                        f"(AlgoPerf's JAX contract), got {type(optimizer_state).__name__}")
+    return optimizer_state
 
 
 def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint,
            counter: CompileCounter, out: TextIO | None) -> tuple[TrialContext, TrialState]:
     """AlgoPerf's start of ``train_once``: keys, data, init, restore, the run's files."""
+    progress = Progress(setup.max_global_steps or workload.step_hint, setup.budget_sec,
+                        mode=setup.progress_mode, stream=out)
+    progress.phase("initialising", point.start_step)
     rng = jax.random.PRNGKey(setup.rng_seed)
     rng, _ = jax.random.split(rng, 2)
     data_rng, opt_init_rng, model_init_rng, rng = jax.random.split(rng, 4)
@@ -217,11 +260,8 @@ def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint
             setup.sample_source, workload, setup.global_batch_size, start_step=point.start_step,
             checkpoint_meta=None if point.checkpoint is None else point.checkpoint.meta)
     params, model_state = workload.init_model_fn(model_init_rng)
-    optimizer_state = submission.init_optimizer_state(
-        workload, params, model_state, setup.hparams, opt_init_rng)
-    if not (isinstance(optimizer_state, tuple) and len(optimizer_state) == 2):
-        raise TypeError("init_optimizer_state must return (optimizer_state, update_fn) "
-                        f"(AlgoPerf's JAX contract), got {type(optimizer_state).__name__}")
+    optimizer_state = _init_optimizer_state(workload, submission, setup, params, model_state,
+                                            opt_init_rng)
     state = TrialState(global_step=0, params=params, model_state=model_state,
                        optimizer_state=optimizer_state, train=TrainState(), eval_results=(),
                        stop_reason="", seen_rows={})
@@ -235,11 +275,11 @@ def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint
                                eval_results=saved.eval_results)
         preemption_count = saved.preemption_count
     fingerprint = jsonable(dict(setup.fingerprint), nonfinite="keep")
-    _write_run_files(workload, submission, setup, point, preemption_count, fingerprint)
-    logger = MetricLogger(setup.trial_dir, preemption_count=preemption_count)
+    writer = is_writer()
+    if writer:
+        _write_run_files(workload, submission, setup, point, preemption_count, fingerprint)
+    logger = MetricLogger(setup.trial_dir, preemption_count=preemption_count, write=writer)
     workload.attach_metrics_logger(logger)
-    progress = Progress(setup.max_global_steps or workload.step_hint, setup.budget_sec,
-                        mode=setup.progress_mode, stream=out)
     ctx = TrialContext(workload=workload, submission=submission, setup=setup, rng=rng,
                        input_queue=input_queue, logger=logger, progress=progress,
                        counter=counter, preemption_count=preemption_count,
@@ -284,12 +324,27 @@ def _finish(ctx: TrialContext, state: TrialState) -> TrialResult:
     summary = summarize(ctx.workload, eval_results, global_step=state.global_step,
                         compile_summary=compile_summary, train_state=train._asdict(),
                         stop_reason=state.stop_reason or "unknown")
+    summary["stop_message"] = state.stop_message or None
     summary["rng_seed"] = ctx.setup.rng_seed
     summary["preemption_count"] = ctx.preemption_count
-    write_json(ctx.trial_dir / SUMMARY_JSON, summary)
+    if is_writer():
+        write_json(ctx.trial_dir / SUMMARY_JSON, summary)
     save(ctx, state, final=True)  # after summary.json: a final checkpoint implies a summary
+    if is_writer() and ctx.setup.plot_run:
+        _draw_run_plot(ctx)
     return TrialResult(trial_dir=ctx.trial_dir, summary=summary, params=state.params,
                        model_state=state.model_state, eval_results=eval_results)
+
+
+def _draw_run_plot(ctx: TrialContext) -> None:
+    """``run_metrics.png``, after the trial's results are safe: a picture that cannot
+    be drawn is reported, never a failed trial."""
+    from algoperf_reinit.run_plot import draw_run_plot
+
+    try:
+        draw_run_plot(ctx.trial_dir)
+    except Exception as e:  # the results are written; only the picture is lost
+        ctx.progress.message(f"run_metrics.png not drawn ({type(e).__name__}: {e})")
 
 
 def _by_function(counter: CompileCounter) -> dict[str, int]:

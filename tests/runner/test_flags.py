@@ -48,7 +48,15 @@ def test_save_checkpoints_defaults_on_and_can_be_switched_off():
 @pytest.mark.parametrize(("argv", "message"), [
     (["--workload=digits", "--num_tuning_trials=0"], "--num_tuning_trials must be an int >= 1, got 0"),
     (["--eval_every_steps=-3"], "--eval_every_steps must be an int >= 1, got -3"),
-    (["--rng_seed=-1"], "--rng_seed must be an int >= 0, got -1; 0 draws a random seed"),
+    (["--rng_seed=-1"], r"--rng_seed must be an int in \[0, 9223372036854775807\], got -1; "
+                        "0 draws a random seed"),
+    ([f"--rng_seed={2**63}"], r"--rng_seed must be an int in \[0, 9223372036854775807\], got "
+                              f"{2**63}; 0 draws a random seed; JAX's PRNGKey takes an int64"),
+    (["--max_global_steps=abc"], "argument --max_global_steps: the value must be an int or "
+                                 "'none', got 'abc'"),
+    (["--num_tuning_trials=two"], "argument --num_tuning_trials: the value must be an int, "
+                                  "got 'two'"),
+    (["--keep_checkpoints=0"], "--keep_checkpoints must be an int >= 1, got 0"),
     (["--hparam_start_index=-1"], "--hparam_start_index must be an int >= 0, got -1"),
     (["--overwrite", "--resume_last_run"], "exclude each other"),
     (["--workload_kwargs=[1]"], "--workload_kwargs must be a JSON object"),
@@ -61,6 +69,13 @@ def test_save_checkpoints_defaults_on_and_can_be_switched_off():
 def test_bad_flags_raise_value_errors_naming_the_flag(argv, message):
     with pytest.raises(ValueError, match=message):
         parse_flags(argv)
+
+
+def test_no_internal_names_leak_into_flag_errors():
+    for argv in (["--max_global_steps=abc"], ["--hparam_end_index=x"], ["--rng_seed=1e3"]):
+        with pytest.raises(ValueError) as info:
+            parse_flags(argv)
+        assert "_optional_int" not in str(info.value) and "_int" not in str(info.value)
 
 
 def test_flag_values_of_the_wrong_kind_are_type_errors():

@@ -75,7 +75,7 @@ def test_progress_prints_plain_lines_when_not_a_terminal():
     assert "\r" not in stream.getvalue()
     assert len(lines) == 12  # step 1, every 10th step, the message
     assert lines[0].endswith("~? left")  # no rate yet after the first step
-    assert lines[-2].startswith("step 100/100 | loss 0.5 | lr 0.001 | cycle 1")
+    assert lines[-2].startswith("step 100/100 | loss 0.5 lr 0.001 cycle 1 | ")
 
 
 def test_progress_mode_is_one_of_the_modes():
@@ -112,8 +112,11 @@ def test_load_submission_by_module_path_and_errors(tmp_path):
         load_submission("no_such_pkg.submission")
     sub = tmp_path / "submission.py"
     sub.write_text("raise RuntimeError('broken import')\n")
-    with pytest.raises(RuntimeError, match="broken import"):
+    from algoperf_reinit.runner.faults import SubmissionFault
+
+    with pytest.raises(SubmissionFault, match="import of") as info:
         load_submission(str(sub))
+    assert isinstance(info.value.__cause__, RuntimeError)  # the user's error, traceback kept
 
 
 def test_truncate_csv_runner_alias_and_records(tmp_path):
@@ -147,3 +150,37 @@ def test_an_optional_function_that_is_not_callable_is_a_type_error(tmp_path):
     with pytest.raises(TypeError, match=r"prepare_for_eval must be a function or absent, got 3 "
                                         "of type int"):
         load_submission(str(sub))
+
+
+def test_progress_labels_the_step_of_old_figures_and_shows_phases():
+    stream = io.StringIO()
+    progress = Progress(100, 60.0, stream=stream, lines_every=50)
+    progress.phase("initialising", 0)
+    progress.phase("compiling", 0)
+    for step in range(1, 101):
+        progress.update(step, {"loss": 0.5, "learning_rate": 1e-3}, step * 0.1,
+                        latest_step=step - step % 40)
+        if step % 50 == 0:
+            progress.phase("evaluating", step)
+            progress.latest_eval, progress.latest_eval_step = {"validation/loss": 0.25}, step
+    lines = stream.getvalue().splitlines()
+    assert lines[:2] == ["step 0/100 | initialising\u2026", "step 0/100 | compiling\u2026"]
+    assert lines[2].startswith("step 1/100 | loss 0.5 lr 0.001 @ step 0 | ")
+    assert lines[3].startswith("step 50/100 | loss 0.5 lr 0.001 @ step 40 | ")
+    assert lines[4] == "step 50/100 | evaluating\u2026"  # each phase once in plain lines
+    assert lines[5].startswith("step 100/100 | loss 0.5 lr 0.001 @ step 80 | "
+                               "validation/loss 0.25 @ step 50 | ")
+    assert len(lines) == 6
+
+
+def test_progress_bar_shows_each_phase_in_place():
+    stream = io.StringIO()
+    progress = Progress(10, 60.0, mode="bar", stream=stream)
+    progress.phase("compiling", 0)
+    progress.update(1, {}, 0.0)
+    progress.phase("evaluating", 1)
+    progress.phase("evaluating", 5)
+    progress.close()
+    text = stream.getvalue()
+    assert text.count("\r[") == 4 and text.count("\n") == 1
+    assert "step 0/10 | compiling\u2026\x1b[K" in text and "step 5/10 | evaluating\u2026" in text

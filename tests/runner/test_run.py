@@ -101,9 +101,14 @@ def test_default_job_shows_cycles_resets_and_an_early_stop(run_cli):
     assert "event @ step" in out and "early_stop" in out
     # An early stop writes schedule_history.json: --overwrite must know it as the run's.
     assert (trial / "schedule_history.json").exists()
-    code, _, err = run_cli(*args, f"--submission_path={submission('nadamw_reinit')}",
-                           "--overwrite", "--max_global_steps=5")
+    # The trial's picture is drawn at its end and its path printed; --noplot_run skips it
+    # (and --overwrite knows it as the runner's own file).
+    assert (trial / "run_metrics.png").read_bytes().startswith(b"\x89PNG")
+    assert f"run plot:      {trial / 'run_metrics.png'}" in out
+    code, out, err = run_cli(*args, f"--submission_path={submission('nadamw_reinit')}",
+                             "--overwrite", "--max_global_steps=5", "--noplot_run")
     assert code == 0, err
+    assert not (trial / "run_metrics.png").exists() and "run plot:" not in out
 
 
 @pytest.mark.parametrize(("args", "message"), [
