@@ -194,7 +194,7 @@ def _sampler_row(cfg: dict[str, Any], host: HostMode, batch: int, phase: str,
         result = measure_sampler_throughput(sampler, min_ids=batch * host.during_steps,
                                             min_seconds=0.0)
         label = f"steps 1-{result.global_batches:,} of T={total:,}"
-    row = [batch, label, "rank 0 (writes)" if writer else "rank > 0 (memory)",
+    row = [label, batch, "rank 0 (writes)" if writer else "rank > 0 (memory)",
            result.global_batches, result.clusters, f"{result.seconds:.2f}",
            f"{result.ids_per_second:,.0f}"]
     return row, result.ids_per_second
@@ -219,8 +219,8 @@ def part_sampler(host: HostMode, work: str) -> list[str]:
              "(value metric, 64 -> 2048 tokens by 8, `fixed_linear` over T steps; the "
              "\"after\" rows use T=100), one rank, micro-batch = global batch G; ids/s "
              "over iterating its micro-batches; clusters at the end.", ""]
-    lines += _report.table(["G", "phase", "process", "global batches", "clusters", "s",
-                            "ids/s"], rows, "rllrrrr")
+    lines += _report.table(["phase", "G", "process", "global batches", "clusters", "s",
+                            "ids/s"], rows, "lrlrrrr")
     verdict = (f"Sampler target >= {SAMPLER_TARGET / 1e6:g}M ids/s after the curriculum: "
                f"{'; '.join(met)}")
     return [*lines, "", verdict]

@@ -20,6 +20,8 @@ Usage (from the repository root)::
 
   python benchmarks/time_to_target.py [--workloads digits stdlib_lm] [--seeds 1 2 3]
   python benchmarks/time_to_target.py --quick   # digits, one seed, ~10 s
+  python benchmarks/time_to_target.py --workloads stdlib_lm --continue_past_target \
+      --submissions nadamw_baseline nadamw_seqlen_curriculum   # same step budget
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def measure(args: argparse.Namespace, base: pathlib.Path) -> dict[tuple[str, str
             for name in args.submissions:
                 flags = parse_flags(_runner_args(
                     workload, name, base, f"{name}_seed{seed}", f"--rng_seed={seed}",
-                    f"--eval_every_steps={EVAL_EVERY.get(workload, 100)}"))
+                    f"--eval_every_steps={EVAL_EVERY.get(workload, 100)}",
+                    *(["--continue_past_target"] if args.continue_past_target else [])))
                 start = time.monotonic()
                 (trial,) = run(flags, out=io.StringIO())
                 summary = dict(trial.summary, wall_sec=time.monotonic() - start)
@@ -93,10 +96,19 @@ def workload_table(runs_by_submission: dict[str, list[dict]]) -> list[str]:
         rows.append((name, ", ".join(_fmt(r["time_to_target_sec"]) for r in runs),
                      ", ".join(str(r["steps_to_target"]) for r in runs), _fmt(medians[name]),
                      _fmt(ratio, ".2f"),
-                     ", ".join(str(r["train_step_compilations"]) for r in runs)))
+                     ", ".join(str(r["train_step_compilations"]) for r in runs),
+                     ", ".join(_final_loss(r) for r in runs)))
     return _report.table(["submission", "time to target per seed [s]", "steps per seed",
-                          "median [s]", "ratio to baseline", "train-step compiles"], rows,
-                         "llllll")
+                          "median [s]", "ratio to baseline", "train-step compiles",
+                          "final validation target metric per seed (step)"], rows,
+                         "lllllll")
+
+
+def _final_loss(summary: dict) -> str:
+    """The last eval's validation target metric and its step, e.g. ``1.402 (2000)``."""
+    final = summary.get("final_eval") or {}
+    value = final.get(summary["target_metric"])
+    return "—" if value is None else f"{value:.3f} ({summary['global_steps']})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--submissions", nargs="+", default=list(SUBMISSIONS))
     parser.add_argument("--quick", action="store_true",
                         help="digits only, one seed, 2 submissions (a smoke test)")
+    parser.add_argument("--continue_past_target", action="store_true",
+                        help="run every schedule to its end (same step budget), as the "
+                             "runner's flag of that name")
     parser.add_argument("--experiment_dir", default=None,
                         help="where runs are written (default: a temporary directory)")
     args = parser.parse_args(argv)

@@ -58,6 +58,7 @@ __all__ = [
     "StdlibCorpus",
     "StdlibLM4x256Workload",
     "StdlibLMWorkload",
+    "TrainWindows",
     "load_stdlib_corpus",
 ]
 
@@ -172,6 +173,34 @@ def load_stdlib_corpus(
         file_list_sha256=hashlib.sha256(raw_list).hexdigest(),
         file_list_version=int(doc.get("version", 0)),
     )
+
+
+class TrainWindows:
+    """``stdlib_lm``'s training windows by sample id (see ``training_dataset()``).
+
+    ``dataset[i]`` (an int) gives one example, arrays ``(seq_len,)``; a slice or an
+    integer array gives a batch ``{inputs, targets, weights}`` of ``(n, seq_len)``
+    arrays (int32, int32, float32), read from the corpus on each call (nothing is
+    held but the corpus). ``dataset[:]`` is the whole training set.
+    """
+
+    def __init__(self, workload: StdlibLMWorkload) -> None:
+        self._workload = workload
+
+    def __len__(self) -> int:
+        return self._workload.num_train_examples
+
+    def __getitem__(self, key: Any) -> dict[str, np.ndarray]:
+        n = len(self)
+        if isinstance(key, slice):
+            return self._workload.train_examples(np.arange(n)[key])
+        ids = np.asarray(key)
+        if not np.issubdtype(ids.dtype, np.integer) or ids.ndim > 1:
+            raise v.type_error("key", key, "an int, a slice or a 1-D integer array")
+        if ids.size and (ids.min() < -n or ids.max() >= n):
+            raise v.value_error("key", key, f"sample ids in [-{n}, {n})")
+        batch = self._workload.train_examples(np.where(ids < 0, ids + n, ids).reshape(-1))
+        return {k: a[0] for k, a in batch.items()} if ids.ndim == 0 else batch
 
 
 class StdlibLMWorkload(BaseWorkload):
@@ -289,6 +318,15 @@ class StdlibLMWorkload(BaseWorkload):
     def _windows(self, corpus: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
         rows = corpus[starts[:, None] + self._offsets[None, :]].astype(np.int32)
         return {"inputs": rows[:, :-1], "targets": rows[:, 1:]}
+
+    def training_dataset(self) -> TrainWindows:
+        """The training windows as an indexable dataset (sample id ``i`` = window ``i``).
+
+        For code that picks training samples by id (an analyzer, a curriculum sampler,
+        a device-resident gather): ``len()`` is :attr:`num_train_examples`, and
+        ``dataset[key]`` returns what :meth:`train_examples` returns for those ids.
+        """
+        return TrainWindows(self)
 
     def train_examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         batch = self._windows(self.corpus.splits["train"], np.asarray(indices) * self.seq_len)

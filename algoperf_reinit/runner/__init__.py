@@ -17,12 +17,14 @@ from algoperf_reinit.runner.loading import Submission, load_submission, load_wor
 from algoperf_reinit.runner.lock import TrialLockedError, trial_lock
 from algoperf_reinit.runner.metrics import MetricLogger, read_csv
 from algoperf_reinit.runner.run import RunPlan, RunResult, main, plan_run, run, run_plan
+from algoperf_reinit.runner.sample_source import SAMPLE_SOURCE_KEY, SampleSource
 from algoperf_reinit.runner.search_space import load_search_space, search_space_points
 from algoperf_reinit.runner.trial import TrialResult, TrialSetup, eval_metric_rows, run_trial
 
 __all__ = [
     "DEFAULT_JOB_ARGS",
     "ENV_VARS",
+    "SAMPLE_SOURCE_KEY",
     "CheckpointError",
     "CompileCounter",
     "Distributed",
@@ -30,6 +32,7 @@ __all__ = [
     "RunPlan",
     "RunResult",
     "RunnerFlags",
+    "SampleSource",
     "Submission",
     "SubmissionFault",
     "TrialLockedError",

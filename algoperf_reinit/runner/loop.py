@@ -36,6 +36,7 @@ from algoperf_reinit.runner.distributed import agree, is_writer
 from algoperf_reinit.runner.faults import SubmissionFault
 from algoperf_reinit.runner.metrics import MetricLogger
 from algoperf_reinit.runner.progress import Progress
+from algoperf_reinit.runner.sample_source import sample_source_meta
 
 __all__ = [
     "StepKeys",
@@ -168,7 +169,7 @@ def save(ctx: TrialContext, state: TrialState, *, final: bool = False) -> None:
         meta={"global_step": state.global_step, "preemption_count": ctx.preemption_count,
               "final": final, "train_state": state.train._asdict(),
               "eval_results": state.eval_results, "rng_seed": ctx.setup.rng_seed,
-              "fingerprint": ctx.fingerprint},
+              "fingerprint": ctx.fingerprint, **sample_source_meta(ctx.input_queue)},
         keep=ctx.setup.keep_checkpoints)
 
 

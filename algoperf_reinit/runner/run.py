@@ -174,7 +174,7 @@ def plan_run(flags: RunnerFlags) -> RunPlan:
 
 
 def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
-                 seed: int, budget: float) -> TrialSetup:
+                 seed: int, budget: float, sample_source: Any = None) -> TrialSetup:
     fingerprint = {
         "workload": flags.workload, "workload_kwargs": flags.workload_kwargs_dict,
         "submission": _submission_id(flags.submission_path),
@@ -183,6 +183,9 @@ def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
         "rng_seed": seed, "global_batch_size": plan.batch_size,
         "eval_every_steps": flags.eval_every_steps,
     }
+    if sample_source is not None:  # the training stream is not the workload's queue
+        fingerprint["sample_source"] = getattr(sample_source, "__qualname__",
+                                               type(sample_source).__name__)
     return TrialSetup(
         trial_dir=plan.workload_dir / f"trial_{index}", hparams=hparams, rng_seed=seed,
         global_batch_size=plan.batch_size, eval_batch_size=plan.eval_batch_size,
@@ -192,11 +195,12 @@ def _trial_setup(flags: RunnerFlags, plan: RunPlan, index: int, hparams: Any,
         save_checkpoints=flags.save_checkpoints, resume=flags.resume_last_run,
         fingerprint=fingerprint, flags={**flags.to_json_dict(), "rng_seed_used": seed},
         progress_mode=flags.progress, keep_checkpoints=flags.keep_checkpoints,
-        plot_run=flags.plot_run)
+        plot_run=flags.plot_run, sample_source=sample_source)
 
 
-def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None) -> RunResult:
-    """Runs the trials of a :func:`plan_run` result.
+def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None,
+             sample_source: Any = None) -> RunResult:
+    """Runs the trials of a :func:`plan_run` result (``sample_source``: see :func:`run`).
 
     Raises:
       ValueError: for a checkpoint that cannot be resumed.
@@ -218,7 +222,7 @@ def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None) ->
     for index, hparams in plan.points:
         if hparams is not None:
             print(f"trial {index}: {dict(hparams._asdict())}", file=out)
-        setup = _trial_setup(flags, plan, index, hparams, seed, budget)
+        setup = _trial_setup(flags, plan, index, hparams, seed, budget, sample_source)
         try:
             result = run_trial(plan.workload, plan.submission, setup, run_dir_env=RUN_DIR_ENV,
                                out=out)
@@ -231,12 +235,16 @@ def run_plan(flags: RunnerFlags, plan: RunPlan, *, out: TextIO | None = None) ->
     return results
 
 
-def run(flags: RunnerFlags, *, out: TextIO | None = None) -> RunResult:
+def run(flags: RunnerFlags, *, out: TextIO | None = None, sample_source: Any = None
+        ) -> RunResult:
     """Runs every trial the flags select (:func:`plan_run`, then :func:`run_plan`).
 
     Args:
       flags: parsed flags.
       out: where to print (default ``sys.stdout``).
+      sample_source: ``(workload, global_batch_size) -> SampleSource``: train on its
+        batches instead of the workload's input queue, resumable
+        (:mod:`~algoperf_reinit.runner.sample_source`); ``None``: the queue.
 
     Returns:
       The trials' results.
@@ -246,7 +254,7 @@ def run(flags: RunnerFlags, *, out: TextIO | None = None) -> RunResult:
         cannot be resumed.
       TypeError: for input of the wrong kind (nothing has been written then).
     """
-    return run_plan(flags, plan_run(flags), out=out)
+    return run_plan(flags, plan_run(flags), out=out, sample_source=sample_source)
 
 
 def _print_trial(result: TrialResult, artifacts: Sequence[RunArtifact], out: TextIO) -> None:

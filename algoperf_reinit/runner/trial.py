@@ -63,6 +63,7 @@ from algoperf_reinit.runner.loop import (
 from algoperf_reinit.runner.metrics import EVAL_CSV, MetricLogger, read_csv
 from algoperf_reinit.runner.progress import Progress
 from algoperf_reinit.runner.resume import ResumePoint, restore, resume_point, saved_eval_results
+from algoperf_reinit.runner.sample_source import open_sample_source
 
 __all__ = [
     "TRAIN_STEP_NAME",
@@ -97,6 +98,8 @@ class TrialSetup:
       progress_mode: see :class:`~algoperf_reinit.runner.progress.Progress`.
       keep_checkpoints: checkpoints kept (the newest ``N``).
       plot_run: draw ``run_metrics.png`` when the trial ends (process 0).
+      sample_source: ``(workload, global_batch_size) -> SampleSource`` to train on
+        instead of the workload's input queue (``runner.sample_source``), or ``None``.
     """
 
     trial_dir: pathlib.Path
@@ -115,6 +118,7 @@ class TrialSetup:
     progress_mode: str = "auto"
     keep_checkpoints: int = 2
     plot_run: bool = True
+    sample_source: Any = None
 
 
 @dataclasses.dataclass
@@ -248,8 +252,13 @@ def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint
     rng = jax.random.PRNGKey(setup.rng_seed)
     rng, _ = jax.random.split(rng, 2)
     data_rng, opt_init_rng, model_init_rng, rng = jax.random.split(rng, 4)
-    input_queue = workload._build_input_queue(  # runner-only (AlgoPerf forbids submissions)
-        data_rng, "train", None, setup.global_batch_size, start_step=point.start_step)
+    if setup.sample_source is None:
+        input_queue = workload._build_input_queue(  # runner-only (AlgoPerf forbids it)
+            data_rng, "train", None, setup.global_batch_size, start_step=point.start_step)
+    else:
+        input_queue = open_sample_source(
+            setup.sample_source, workload, setup.global_batch_size, start_step=point.start_step,
+            checkpoint_meta=None if point.checkpoint is None else point.checkpoint.meta)
     params, model_state = workload.init_model_fn(model_init_rng)
     optimizer_state = _init_optimizer_state(workload, submission, setup, params, model_state,
                                             opt_init_rng)
