@@ -96,9 +96,13 @@ def keep_model_state_shapes(new: Any, old: Any) -> Any:
 
     AlgoPerf v0.6's librispeech batch norm (conformer, deepspeech) stores its running
     statistics with ``keepdims`` shapes, ``(1, 1, dim)`` after the first step instead of
-    the ``(dim,)`` it was built with, which would compile the train step a second time
-    at step 1. Values are unchanged; another structure is returned as it is.
+    the ``(dim,)`` it was built with, and its ViT returns ``None`` for the ``{}`` model
+    state it was built with; either would compile the train step a second time at
+    step 1. Values are unchanged: a state without arrays keeps ``old``'s structure;
+    another structure with arrays is returned as it is.
     """
+    if not jax.tree.leaves(new) and not jax.tree.leaves(old):
+        return old
 
     def fix(n: Any, o: Any) -> Any:
         shape_n, shape_o = getattr(n, "shape", None), getattr(o, "shape", None)

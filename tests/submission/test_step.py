@@ -175,3 +175,23 @@ def test_model_state_keeps_its_shapes_so_the_step_compiles_once():
     assert keep_model_state_shapes(other, {"b": jnp.zeros(3)}) is other  # other structure
     assert keep_model_state_shapes({"a": jnp.zeros((1, 4))}, {"a": jnp.zeros(3)})["a"].shape == (
         1, 4)  # other size: unchanged
+    assert keep_model_state_shapes(None, {}) == {}  # AlgoPerf's ViT: built {}, returns None
+
+
+class NoStateOut(Linear):
+    """Built with model state ``{}``, returns ``None`` (AlgoPerf v0.6's ViT)."""
+
+    def model_fn(self, params, batch, model_state, mode, rng, update_batch_norm,
+                 dropout_rate=NO_DROPOUT):
+        return batch["inputs"] @ params["w"], None
+
+
+def test_an_empty_model_state_keeps_its_structure_so_the_step_compiles_once():
+    tx = optax.sgd(LR)
+    step = make_train_step(NoStateOut(), tx, use_dropout_arg=False)
+    state = jax.device_put((params(), {}, tx.init(params())), replicated())
+    for k in range(3):
+        out = step(*state, batch(k), jax.random.PRNGKey(0), np.float32(0), np.float32(0),
+                   np.float32(0))
+        state = (out.params, out.model_state, out.opt_state)
+    assert out.model_state == {} and step._cache_size() == 1
