@@ -164,9 +164,21 @@ def replace_table(opt_state: Any, table: CycleTable) -> Any:
                 )
         # A copy: the train step donates its state, so it must own these buffers. Host
         # numpy then device_put: no op is compiled (jnp.array compiles jit(stage) in jax >= 0.8).
-        return state._replace(table=jax.device_put(jax.tree.map(np.array, table)))
+        # Each leaf goes where the old one was (e.g. replicated on the run's mesh): a jitted
+        # function that takes the state (a reset) must see the same input type again.
+        return state._replace(table=table._make(
+            _placed_like(np.array(new), old) for new, old in zip(table, state.table, strict=True)))
 
     return _map_schedule_states(swap, opt_state)
+
+
+def _placed_like(value: np.ndarray, old: Any) -> jax.Array:
+    """``value`` on the devices: on ``old``'s mesh when ``old`` was placed on one (a run's
+    replicated state), else on the default device, uncommitted, as before."""
+    sharding = getattr(old, "sharding", None)
+    if isinstance(sharding, jax.sharding.NamedSharding):
+        return jax.device_put(value, sharding)
+    return jax.device_put(value)
 
 
 def set_clock_time(opt_state: Any, seconds: float) -> Any:

@@ -98,6 +98,10 @@ def test_default_job_shows_cycles_resets_and_an_early_stop(run_cli):
     summary = strict_json(trial / "summary.json")
     assert summary["reached"] and summary["global_steps"] == 2000
     assert summary["train_step_compilations"] == 1
+    # On the clock after warm-up: the reset and the plateau update, each compiled once,
+    # also when a reset follows an early stop (the new table keeps the old one's sharding).
+    after = summary["compilations"]["functions_after_warmup"]
+    assert summary["compilations_after_warmup"] <= 2 and max(after.values()) == 1, after
     assert "event @ step" in out and "early_stop" in out
     # An early stop writes schedule_history.json: --overwrite must know it as the run's.
     assert (trial / "schedule_history.json").exists()
