@@ -22,7 +22,16 @@ the real AlgoPerf harness too. Both read the few shared names from here.
 
    A submission without the hook works unchanged; its files are then simply not
    the runner's business.
-3. **Eval bookkeeping.** :data:`TIMING_KEYS` and :data:`BOOKKEEPING_KEYS` are the keys
+3. **A training stream of its own.** A submission file may define a module-level
+   function named :data:`SAMPLE_SOURCE_HOOK`,
+   ``sample_source(workload, global_batch_size, data_rng) -> SampleSource`` (see
+   :mod:`algoperf_reinit.runner.sample_source`). Our runner then trains on the
+   source it returns instead of the workload's input queue (``data_rng`` is the
+   trial's data key, the one the queue would have been built from), checkpoints its
+   state and restores it on resume. AlgoPerf's harness ignores the hook (a
+   submission may not read the dataset there), so only runner-only submissions
+   define it.
+4. **Eval bookkeeping.** :data:`TIMING_KEYS` and :data:`BOOKKEEPING_KEYS` are the keys
    AlgoPerf's runner (and ours) adds to every eval dict besides the metrics: code
    that looks for metrics skips them.
 """
@@ -36,6 +45,7 @@ __all__ = [
     "ARTIFACTS_HOOK",
     "BOOKKEEPING_KEYS",
     "RUN_DIR_ENV",
+    "SAMPLE_SOURCE_HOOK",
     "TIMING_KEYS",
     "RunArtifact",
 ]
@@ -45,6 +55,9 @@ RUN_DIR_ENV = "ALGOPERF_REINIT_RUN_DIR"
 
 ARTIFACTS_HOOK = "run_artifacts"
 """Name of the optional module-level function of a submission file (see above)."""
+
+SAMPLE_SOURCE_HOOK = "sample_source"
+"""Name of the optional module-level training-stream factory of a submission file."""
 
 TIMING_KEYS = (
     "score",

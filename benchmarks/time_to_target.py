@@ -39,7 +39,7 @@ import _report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SUBMISSIONS = ("nadamw_baseline", "nadamw_cycles", "nadamw_reinit")
-EVAL_EVERY = {"digits": 20, "stdlib_lm": 100}
+EVAL_EVERY = {"digits": 20, "stdlib_lm": 100, "stdlib_lm_4x256": 40}
 
 
 def _fmt(value: float | None, spec: str = ".1f") -> str:

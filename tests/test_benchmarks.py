@@ -95,6 +95,24 @@ def test_time_to_target_quick_mode_runs():
     assert float(cells[3]) > 0
 
 
+@pytest.mark.benchmark
+def test_data_efficiency_quick_mode_runs():
+    out = _run_quick(ROOT / "benchmarks" / "data_efficiency.py")
+    lines = out.splitlines()
+    assert out.startswith(f"$ {sys.executable} ") and "--quick" in lines[0]
+    assert "mode quick" in lines[1]
+    assert any(line.startswith("target procedure: baseline median final validation/loss")
+               for line in lines)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in lines if line.startswith(("| nadamw_baseline", "| data_efficient_lm"))}
+    assert set(rows) == {"nadamw_baseline", "data_efficient_lm"}
+    assert rows["nadamw_baseline"][6] == "1.00"  # the baseline's own final loss, ratio 1
+    assert rows["nadamw_baseline"][9].endswith("(1.00x)")
+    # Two steps at the curriculum's first length, 64 of 256: a quarter of the tokens.
+    assert rows["data_efficient_lm"][9].endswith("(0.25x)")
+    assert rows["data_efficient_lm"][11] == "1"  # one train-step compilation
+
+
 def _report_module():
     spec = importlib.util.spec_from_file_location("_report", ROOT / "benchmarks" / "_report.py")
     module = importlib.util.module_from_spec(spec)

@@ -455,6 +455,7 @@ class StdlibLM4x256Workload(StdlibLMWorkload):
     """
 
     name = "stdlib_lm_4x256"
+    step_hint = 400
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in dict(seq_len=256, num_layers=4, width=128, num_heads=4,

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import jax
 
 from algoperf_reinit import _validation as v
-from algoperf_reinit.run_protocol import RunArtifact
+from algoperf_reinit.run_protocol import SAMPLE_SOURCE_HOOK, RunArtifact
 from algoperf_reinit.runner.artifacts import load_artifacts
 from algoperf_reinit.runner.faults import SubmissionFault
 
@@ -68,6 +68,9 @@ class Submission(NamedTuple):
         ``train_state`` (AlgoPerf passes it only then).
       artifacts: the files the submission declares through ``run_artifacts()``
         (``()`` without the hook).
+      sample_source: the submission's
+        ``sample_source(workload, global_batch_size, data_rng)`` hook
+        (``run_protocol``), or ``None``: train on the workload's input queue.
     """
 
     module: types.ModuleType
@@ -80,6 +83,7 @@ class Submission(NamedTuple):
     get_eval_batch_size: Callable[..., Any] | None
     update_params_takes_train_state: bool
     artifacts: tuple[RunArtifact, ...] = ()
+    sample_source: Callable[..., Any] | None = None
 
 
 def load_workload(name: str, kwargs: Mapping[str, Any] | None = None) -> Any:
@@ -179,8 +183,8 @@ def load_submission(path: str) -> Submission:
     Raises:
       ValueError: if the file or module does not exist, or required functions are
         missing (all missing names are listed).
-      TypeError: if an optional function or the artefact hook is not callable, or
-        the hook returns something else than ``RunArtifact`` entries.
+      TypeError: if an optional function, the artefact hook or the sample-source
+        hook is not callable, or the artefact hook returns something else than ``RunArtifact`` entries.
     """
     module = _import_submission(path)
     missing = [n for n in REQUIRED_FUNCTIONS if not callable(getattr(module, n, None))]
@@ -196,6 +200,11 @@ def load_submission(path: str) -> Submission:
         if fn is not None and not callable(fn):
             raise v.type_error(f"submission {path!r}: {name}", fn, "a function or absent")
         optional[name] = fn
+    source = getattr(module, SAMPLE_SOURCE_HOOK, None)
+    if source is not None and not callable(source):
+        raise v.type_error(f"submission {path!r}: {SAMPLE_SOURCE_HOOK}", source,
+                           "a function (workload, global_batch_size, data_rng) -> "
+                           "SampleSource, or absent")
     return Submission(
         module=module,
         path=path,
@@ -207,6 +216,7 @@ def load_submission(path: str) -> Submission:
         get_eval_batch_size=optional["get_eval_batch_size"],
         update_params_takes_train_state=takes_train_state,
         artifacts=load_artifacts(module, path),
+        sample_source=source,
     )
 
 

@@ -244,7 +244,8 @@ def run(flags: RunnerFlags, *, out: TextIO | None = None, sample_source: Any = N
       out: where to print (default ``sys.stdout``).
       sample_source: ``(workload, global_batch_size) -> SampleSource``: train on its
         batches instead of the workload's input queue, resumable
-        (:mod:`~algoperf_reinit.runner.sample_source`); ``None``: the queue.
+        (:mod:`~algoperf_reinit.runner.sample_source`); ``None``: the submission's
+        ``sample_source`` hook if it defines one (``run_protocol``), else the queue.
 
     Returns:
       The trials' results.

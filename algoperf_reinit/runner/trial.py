@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -99,7 +100,9 @@ class TrialSetup:
       keep_checkpoints: checkpoints kept (the newest ``N``).
       plot_run: draw ``run_metrics.png`` when the trial ends (process 0).
       sample_source: ``(workload, global_batch_size) -> SampleSource`` to train on
-        instead of the workload's input queue (``runner.sample_source``), or ``None``.
+        instead of the workload's input queue (``runner.sample_source``), or ``None``:
+        the submission's own ``sample_source`` hook (``run_protocol``) if it defines
+        one, else the queue.
     """
 
     trial_dir: pathlib.Path
@@ -252,12 +255,15 @@ def _start(workload: Any, submission: Any, setup: TrialSetup, point: ResumePoint
     rng = jax.random.PRNGKey(setup.rng_seed)
     rng, _ = jax.random.split(rng, 2)
     data_rng, opt_init_rng, model_init_rng, rng = jax.random.split(rng, 4)
-    if setup.sample_source is None:
+    factory = setup.sample_source
+    if factory is None and getattr(submission, "sample_source", None) is not None:
+        factory = functools.partial(submission.sample_source, data_rng=data_rng)
+    if factory is None:
         input_queue = workload._build_input_queue(  # runner-only (AlgoPerf forbids it)
             data_rng, "train", None, setup.global_batch_size, start_step=point.start_step)
     else:
         input_queue = open_sample_source(
-            setup.sample_source, workload, setup.global_batch_size, start_step=point.start_step,
+            factory, workload, setup.global_batch_size, start_step=point.start_step,
             checkpoint_meta=None if point.checkpoint is None else point.checkpoint.meta)
     params, model_state = workload.init_model_fn(model_init_rng)
     optimizer_state = _init_optimizer_state(workload, submission, setup, params, model_state,

@@ -25,6 +25,7 @@ __all__ = [
     "StepOutput",
     "batch_mesh",
     "batch_sharded",
+    "clip_by_global_norm",
     "keep_model_state_shapes",
     "make_train_step",
     "replicated",
@@ -116,6 +117,24 @@ def keep_model_state_shapes(new: Any, old: Any) -> Any:
         return new
 
 
+def clip_by_global_norm(grads: Any, grad_clip: jax.typing.ArrayLike) -> tuple[Any, jax.Array]:
+    """Scales ``grads`` down to global norm ``grad_clip`` if it is exceeded (jittable).
+
+    Args:
+      grads: a pytree of gradients.
+      grad_clip: the threshold, a traced scalar; ``<= 0`` disables clipping (so that
+        one compiled step serves every value).
+
+    Returns:
+      ``(clipped grads, global norm before clipping)`` (the norm in float32).
+    """
+    grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
+                             for g in jax.tree.leaves(grads)))
+    scale = jnp.where((grad_clip > 0) & (grad_norm > grad_clip),
+                      grad_clip / jnp.maximum(grad_norm, 1e-12), 1.0)
+    return jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads), grad_norm
+
+
 def make_train_step(
     workload: Any,
     tx: optax.GradientTransformation,
@@ -158,11 +177,7 @@ def make_train_step(
 
         (loss, new_model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         new_model_state = keep_model_state_shapes(new_model_state, model_state)
-        grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
-                                 for g in jax.tree.leaves(grads)))
-        scale = jnp.where((grad_clip > 0) & (grad_norm > grad_clip),
-                          grad_clip / jnp.maximum(grad_norm, 1e-12), 1.0)
-        grads = jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)
+        grads, grad_norm = clip_by_global_norm(grads, grad_clip)
         updates, new_opt_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         bad = jnp.logical_or(non_finite, ~(jnp.isfinite(loss) & jnp.isfinite(grad_norm)))

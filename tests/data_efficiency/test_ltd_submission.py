@@ -46,6 +46,18 @@ def test_runs_on_the_runner(tmp_path, capsys):
     assert ltd["layer_tokens"] == 3 * 32 * 64 * 4  # what ran: 64 tokens through 4 layers
     # DeepSpeed's count: scheduled kept length 64 in layers 1, 2, max_value 256 in 0, 3
     assert ltd["deepspeed_consumed_layer_tokens"] == 3 * 32 * (64 * 2 + 256 * 2)
+    # Each eval's row of tokens.csv: tokens trained on (length 64), layer tokens.
+    rows = (trial / "tokens.csv").read_text().splitlines()
+    assert rows[0] == "global_step,tokens,layer_tokens,deepspeed_consumed_layer_tokens"
+    assert rows[-1] == f"3,{3 * 32 * 64},{3 * 32 * 64 * 4},{3 * 32 * (64 * 2 + 256 * 2)}"
+    # The batches came from the vocabulary-rarity sampler (its state is checkpointed).
+    from algoperf_reinit.runner import SAMPLE_SOURCE_KEY
+    from algoperf_reinit.runner.checkpoint import find_checkpoints, load_checkpoint
+
+    _, latest = find_checkpoints(trial)[-1]
+    state = load_checkpoint(latest).meta[SAMPLE_SOURCE_KEY]
+    assert state["batches"] == 3 and state["sampler"]["curriculum_step"] == 3
+    assert state["sampler"]["current_difficulties"]["vocabularyrarity"] == 40
 
 
 def test_joint_schedule_of_the_config():
@@ -58,3 +70,84 @@ def test_joint_schedule_of_the_config():
     assert starts[0] == 0 and shapes[0] == (64, 64) and shapes[-1] == (256, 256)
     assert all(k <= s for s, k in shapes)
     assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(shapes))
+
+
+def tiny_workload():
+    from algoperf_reinit_workloads import StdlibLM4x256Workload
+
+    return StdlibLM4x256Workload(width=16, mlp_dim=32, num_eval_train_examples=8)
+
+
+def test_the_configs_layer_token_budget_is_the_schedules():
+    from algoperf_reinit_workloads import StdlibLM4x256Workload
+
+    module = load()
+    workload = StdlibLM4x256Workload(num_eval_train_examples=8)
+    block = json.loads(module.CONFIG_PATH.read_text())["data_efficiency"]["data_routing"][
+        "random_ltd"]["layer_token_lr_schedule"]
+    assert block["enabled"]
+    planned = module.planned_layer_tokens(workload, workload.step_hint)
+    assert block["total_layer_tokens"] == planned
+    dense = workload.step_hint * 32 * 256 * 4
+    assert 0.5 * dense < planned < dense  # shorter sequences, dropped tokens
+    assert block["warmup_layer_tokens"] == int(0.05 * planned)
+
+
+def test_the_sample_source_draws_the_least_rare_windows_first():
+    import jax
+    import numpy as np
+
+    from algoperf_reinit.data_efficiency import total_vocab_freq_metric, vocab_rarity_metric
+
+    module = load()
+    workload = tiny_workload()
+    windows = workload.training_dataset()[:]
+    counts = total_vocab_freq_metric(256, tokens_key="inputs")(windows)
+    rarity = vocab_rarity_metric(counts, tokens_key="inputs")(windows)
+    first = {}
+    for seed in (0, 0, 1):
+        source = module.sample_source(workload, 32, jax.random.PRNGKey(seed))
+        batch = next(source)
+        assert source.sampler.current_difficulties["vocabularyrarity"] == 40
+        rows = np.asarray(batch["inputs"])
+        ids = [int(np.flatnonzero((windows["inputs"] == row).all(axis=1))[0]) for row in rows]
+        # The 40% least rare windows only (min_difficulty 40, percentile).
+        assert rarity[ids].max() <= np.sort(rarity)[int(0.40 * len(rarity))]
+        first.setdefault(seed, []).append(ids)
+    assert first[0][0] == first[0][1]  # the same data key, the same order
+    assert first[0][0] != first[1][0]  # another key, another order
+
+
+def test_label_smoothing_dropout_and_grad_clip_reach_the_step():
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    from algoperf_reinit.data_efficiency import block_factory_from_config, \
+        parse_data_efficiency_config
+
+    module = load()
+    workload = tiny_workload()
+    params, _ = workload.init_model_fn(jax.random.PRNGKey(0))
+    tx = optax.sgd(1.0)
+    factory = block_factory_from_config(
+        parse_data_efficiency_config(module.CONFIG_PATH).data_routing.random_ltd)
+    step = module._train_step(workload, tx, factory)
+    batch = {k: jnp.asarray(v) for k, v in workload.train_examples(np.arange(4)).items()}
+    batch = module.truncate_batch(batch, 64)
+
+    def after(label_smoothing, dropout_rate, grad_clip):
+        p = jax.tree.map(jnp.array, params)
+        new, _ = step(p, tx.init(p), batch, jax.random.PRNGKey(1), np.float32(label_smoothing),
+                      np.float32(dropout_rate), np.float32(grad_clip), 32)
+        return np.concatenate([np.ravel(x) for x in jax.tree.leaves(new)])
+
+    plain = after(0.0, 0.0, 0.0)
+    np.testing.assert_array_equal(after(0.0, 0.0, 0.0), plain)  # deterministic
+    for changed in (after(0.1, 0.0, 0.0), after(0.0, 0.5, 0.0), after(0.0, 0.0, 1e-3)):
+        assert not np.allclose(changed, plain)
+    start = np.concatenate([np.ravel(x) for x in jax.tree.leaves(params)])
+    # Clipped to global norm 1e-3 with SGD at lr 1: the whole update has that norm.
+    assert np.linalg.norm(after(0.0, 0.0, 1e-3) - start) == pytest.approx(1e-3, rel=1e-3)
+    assert step._cache_size() == 1  # the three are traced: one compilation for all

@@ -163,3 +163,66 @@ def test_open_sample_source_checks_the_checkpoint(runs):
         open_sample_source(lambda w, b: iter([]), workload, 32)
     with pytest.raises(TypeError, match="sampler must be an object with state_dict"):
         SampleSource([np.arange(4)], lambda ids: ids)
+
+
+HOOK = '''
+import numpy as np
+from algoperf_reinit.runner import SampleSource
+
+CALLS = []
+
+
+class Counting:
+    """Ids 0, 1, ... in batches; resumable."""
+
+    def __init__(self, size):
+        self.size, self.drawn = size, 0
+
+    def __iter__(self):
+        while True:
+            self.drawn += self.size  # the state after this batch
+            yield np.arange(self.drawn - self.size, self.drawn) % 512
+
+    def state_dict(self):
+        return {"drawn": self.drawn}
+
+    def load_state_dict(self, state):
+        self.drawn = state["drawn"]
+
+
+def sample_source(workload, global_batch_size, data_rng):
+    CALLS.append((global_batch_size, np.asarray(data_rng).tolist()))
+    dataset = workload.training_dataset()
+    return SampleSource(Counting(global_batch_size),
+                        lambda ids: {k: np.asarray(v) for k, v in dataset[ids].items()})
+'''
+
+
+def test_a_submissions_own_sample_source_hook_is_its_training_stream(tmp_path):
+    from algoperf_reinit.runner import load_submission
+    from tests.runner.conftest import delegating_submission
+
+    path = tmp_path / "hooked.py"
+    path.write_text(delegating_submission(submission("nadamw_baseline")) + HOOK)
+    loaded = load_submission(str(path))
+    assert loaded.sample_source is loaded.module.sample_source
+    (result,) = run(flags(tmp_path / "exp", 3, "--eval_every_steps=3",
+                          f"--submission_path={path}"), out=io.StringIO())
+    assert result.summary["global_steps"] == 3
+    (batch_size, data_rng), = loaded.module.CALLS  # once, with the trial's data key
+    assert batch_size == 32 and len(data_rng) == 2
+    trial = tmp_path / "exp" / "study" / "stdlib_lm_jax" / "trial_1"
+    _, latest = find_checkpoints(trial)[-1]
+    state = load_checkpoint(latest).meta[SAMPLE_SOURCE_KEY]
+    assert state == {"batches": 3, "sampler": {"drawn": 96}}
+    assert load_submission(submission("nadamw_baseline")).sample_source is None
+
+
+def test_a_sample_source_hook_must_be_a_function(tmp_path):
+    from algoperf_reinit.runner import load_submission
+    from tests.runner.conftest import delegating_submission
+
+    path = tmp_path / "bad.py"
+    path.write_text(delegating_submission(submission("nadamw_baseline")) + "\nsample_source = 3\n")
+    with pytest.raises(TypeError, match="sample_source must be a function"):
+        load_submission(str(path))
