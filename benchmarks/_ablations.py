@@ -87,7 +87,12 @@ ABLATIONS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "reinit:first_0.25": ("nadamw_reinit", "first cycle 0.25 of the budget", _first_cycle(0.25)),
     "reinit:first_0.35": ("nadamw_reinit", "first cycle 0.35 of the budget", _first_cycle(0.35)),
     "reinit:first_0.5": ("nadamw_reinit", "first cycle 0.5 of the budget", _first_cycle(0.5)),
+    "reinit:first_0.65": ("nadamw_reinit", "first cycle 0.65 of the budget", _first_cycle(0.65)),
     "cycles:plateau_off": ("nadamw_cycles", "no plateau detector", _reinit(plateau=None)),
+    "cycles:first_0.5": ("nadamw_cycles", "first cycle 0.5 of the budget", _first_cycle(0.5)),
+    "cycles:first_0.65": ("nadamw_cycles", "first cycle 0.65 of the budget (near the "
+                          "baseline's steps to target on stdlib_lm, 0.70-0.75)",
+                          _first_cycle(0.65)),
 }
 """Every ablation arm. The shipped ``nadamw_reinit`` is itself the shrink-and-perturb,
 rescaled-moments, plateau-on arm (first cycle 0.25)."""

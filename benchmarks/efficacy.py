@@ -52,6 +52,11 @@ WORKLOADS = {
                               procedure=PROCEDURE),
     "stdlib_lm": _study.Workload("stdlib_lm", "stdlib_lm", max_steps=2000, eval_every=100,
                                  procedure=PROCEDURE),
+    "stdlib_lm_4x256": _study.Workload(
+        "stdlib_lm_4x256", "stdlib_lm_4x256", max_steps=400, eval_every=40,
+        procedure="step_hint 400 (one baseline run about 10 minutes on one core); target the "
+        "baseline's median validation loss at step_hint over seeds 1-3, rounded up to 0.01 "
+        "(benchmarks/data_efficiency.py checks it); step budget = step_hint"),
 }
 APPLIES_TO: dict[str, tuple[str, ...]] = {"data_efficient_lm": ("stdlib_lm_4x256",)}
 """Submissions meant for some workloads only (default: every workload)."""
@@ -60,7 +65,7 @@ PRESETS = {
     "quick": {"workloads": {"digits": (1, 1)}, "arms": ("nadamw_baseline", "nadamw_reinit"),
               "max_steps": 300},
     "smoke": {"workloads": {"digits": (3, 3), "stdlib_lm": (1, 1)}},
-    "full": {"workloads": {"digits": (5, 3), "stdlib_lm": (5, 3)}},
+    "full": {"workloads": {"digits": (5, 3), "stdlib_lm": (5, 3), "stdlib_lm_4x256": (5, 3)}},
 }
 """Preset → ``{workload: (K, S)}``, optional arm list and step cap."""
 

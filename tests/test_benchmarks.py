@@ -113,6 +113,23 @@ def test_data_efficiency_quick_mode_runs():
     assert rows["data_efficient_lm"][11] == "1"  # one train-step compilation
 
 
+def test_data_efficiency_target_procedure_rounds_the_median_up():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "_data_efficiency", ROOT / "benchmarks" / "data_efficiency.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    runs = [{"final_loss": x} for x in (2.1319, 2.1937, 2.1517)]
+    assert module.procedure_target(runs) == (2.1517, 2.16)
+    assert module.procedure_target([{"final_loss": 2.15}])[1] == 2.15  # already on the grid
+    record = {"curve": [(1, 5.0, 6.3, 0, 0), (40, 48.0, 2.9, 0, 0), (80, 98.0, 2.15, 0, 0)]}
+    assert module.time_to(record, 2.16) == (98.0, 80)
+    assert module.time_to(record, 2.0) == (float("inf"), None)
+
+
 def _report_module():
     spec = importlib.util.spec_from_file_location("_report", ROOT / "benchmarks" / "_report.py")
     module = importlib.util.module_from_spec(spec)

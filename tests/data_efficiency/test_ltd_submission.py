@@ -124,8 +124,10 @@ def test_label_smoothing_dropout_and_grad_clip_reach_the_step():
     import numpy as np
     import optax
 
-    from algoperf_reinit.data_efficiency import block_factory_from_config, \
-        parse_data_efficiency_config
+    from algoperf_reinit.data_efficiency import (
+        block_factory_from_config,
+        parse_data_efficiency_config,
+    )
 
     module = load()
     workload = tiny_workload()

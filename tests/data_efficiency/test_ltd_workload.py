@@ -86,6 +86,9 @@ class TestModelFn:
         w = StdlibLM4x256Workload(num_eval_train_examples=8)
         assert (w.config["num_layers"], w.seq_len) == (4, 256)
         assert w.metadata()["num_layers"] == 4
+        # Its own facts (the procedure in workloads/README.md), not stdlib_lm's.
+        assert (w.step_hint, w.validation_target_value, w.test_target_value,
+                w.max_allowed_runtime_sec) == (400, 2.16, 2.10, 1000)
 
 
 def test_compile_bound_over_a_joint_scheduled_run(workloads):
