@@ -1,8 +1,9 @@
 """A training stream driven by sample ids: a sampler's ids, gathered into batches.
 
 Our runner normally trains on the workload's own step-indexed input queue. Given a
-*sample-source factory* instead (``run(flags, sample_source=factory)``), it trains on
-a :class:`SampleSource`: each global batch is a sampler's next array of sample ids
+*sample-source factory* instead (``run(flags, sample_source=factory)``, or a submission
+file's own ``sample_source(workload, global_batch_size, data_rng)`` hook, see
+:mod:`algoperf_reinit.run_protocol`), it trains on a :class:`SampleSource`: each global batch is a sampler's next array of sample ids
 (for example :class:`~algoperf_reinit.data_efficiency.DeepSpeedDataSampler` with
 ``micro_batch_size`` = the global batch, one rank and one accumulation step) turned
 into examples by a gather (for example
