@@ -15,6 +15,9 @@ every arm of a workload).
 
 Each finished trial is cached as one JSON file named by a hash of its spec
 (:func:`trial_key`); a study that is interrupted resumes from the trials it finished.
+The hash covers the submission's own files, so editing a submission re-runs its
+trials; a change to the library that changes training does not show in it: bump
+:data:`CACHE_VERSION` then.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import pathlib
 import statistics
 import tempfile
@@ -35,7 +39,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BASELINE = "nadamw_baseline"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bumped when a cached result's meaning changes (old entries are then ignored)."""
 
 
@@ -69,12 +73,15 @@ class Arm:
       submission: path of the ``submission.py`` (relative to the repository root).
       search_space: path of its ``tuning_search_space.json`` (default: beside it).
       workloads: names of the workloads it applies to (``None``: every one).
+      fingerprint: what else decides the arm's training, for the cache key (an
+        ablation's configuration, which its generated ``submission.py`` only names).
     """
 
     name: str
     submission: str
     search_space: str | None = None
     workloads: tuple[str, ...] | None = None
+    fingerprint: str = ""
 
     def applies_to(self, workload: Workload) -> bool:
         return self.workloads is None or workload.name in self.workloads
@@ -134,10 +141,19 @@ def plan_trials(arms: Sequence[Arm], workloads: Sequence[Workload], *, num_trial
     return specs
 
 
+def _submission_files(arm: Arm) -> dict[str, str]:
+    """The text of the ``.py`` and ``.json`` files in the arm's submission folder."""
+    folder = (ROOT / arm.submission).parent
+    return {p.name: p.read_text() for p in sorted(folder.iterdir())
+            if p.suffix in (".py", ".json") and p.is_file()}
+
+
 def trial_key(spec: TrialSpec) -> str:
-    """A stable name for the trial's cache file (its whole spec and the space's text)."""
+    """A stable name for the trial's cache file: its whole spec, the search space's
+    text and the submission folder's files."""
     text = json.dumps({"version": CACHE_VERSION, "spec": dataclasses.asdict(spec),
-                       "space": spec.arm.space_path.read_text()}, sort_keys=True, default=str)
+                       "space": spec.arm.space_path.read_text(),
+                       "files": _submission_files(spec.arm)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -178,6 +194,8 @@ def result_of(spec: TrialSpec, trial: Any, wall_sec: float) -> dict[str, Any]:
         "train_step_compilations": s["train_step_compilations"],
         "submission_time_sec": s["accumulated_submission_time"], "wall_sec": wall_sec,
         "curve": _curve(trial.eval_results, s["target_metric"]),
+        "finished_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "load_average_1min": os.getloadavg()[0],
     }
 
 
@@ -209,6 +227,19 @@ def warm_up(workload: Workload) -> None:
             "--tuning_ruleset=self", f"--experiment_dir={tmp}", "--experiment_name=warmup",
             "--max_global_steps=2", "--eval_every_steps=1", "--nosave_checkpoints",
             "--noplot_run", "--progress=none"]), out=io.StringIO())
+
+
+def cached(specs: Sequence[TrialSpec], cache_dir: pathlib.Path
+           ) -> tuple[list[dict[str, Any]], int]:
+    """The cached results of ``specs`` (runs nothing) and how many are not cached yet."""
+    results, missing = [], 0
+    for spec in specs:
+        path = cache_dir / f"{trial_key(spec)}.json"
+        if path.is_file():
+            results.append(json.loads(path.read_text()))
+        else:
+            missing += 1
+    return results, missing
 
 
 def run_all(specs: Sequence[TrialSpec], cache_dir: pathlib.Path, *,

@@ -28,6 +28,13 @@ Usage (from the repository root)::
   python benchmarks/efficacy.py --quick
   python benchmarks/efficacy.py                     # smoke run, < 1 h
   nohup python benchmarks/efficacy.py --full > efficacy_full.log &
+  python benchmarks/efficacy.py --full --report_only    # tables from what has run
+
+``--workloads`` runs some of a preset's workloads (e.g. one process per core, each
+pinned with ``taskset``); every invocation writes the tables of every workload whose
+trials are all cached. The ``--full`` cache is committed
+(``benchmarks/efficacy/full/cache/``), so a study that outlives one machine resumes
+on the next.
 """
 
 from __future__ import annotations
@@ -120,27 +127,43 @@ def profile_table(results: list[dict]) -> list[str]:
 
 
 def write_outputs(results: list[dict], out_dir: pathlib.Path, *, preset: str,
-                  header: list[str], plan: dict) -> list[str]:
-    """Tables (returned and written to ``results.md``) and the PNGs."""
+                  header: list[str], plan: dict,
+                  missing: dict[str, tuple[int, int]] | None = None) -> list[str]:
+    """Tables (returned and written to ``results.md``) and the PNGs.
+
+    ``missing`` maps a workload of ``plan`` whose trials are not all cached to
+    ``(cached, planned)``: it gets a progress line instead of tables (a study with
+    trials still to run has no score yet) and stays out of the performance profile.
+    """
+    missing = missing or {}
     label = {"smoke": " (smoke run: too few trials for conclusions)",
              "quick": " (quick mode: a test of the machinery, not a result)"}.get(preset, "")
     short = {"smoke": " — smoke run", "quick": " — quick mode"}.get(preset, "")
     lines = [*header, "", f"## Efficacy study, preset {preset}{label}", ""]
+    done = [w for w in plan if w not in missing]
     for workload, (k, s) in plan.items():
         w = WORKLOADS[workload]
         lines += [f"### {workload}: K={k} trials × S={s} studies{label}", "",
-                  f"Budget, step_hint and target: {w.procedure}.", "",
-                  *score_table(results, workload), ""]
+                  f"Budget, step_hint and target: {w.procedure}.", ""]
+        if workload in missing:
+            have, planned = missing[workload]
+            lines += [f"In progress: {have} of {planned} trials cached; tables when all "
+                      "have run.", ""]
+            continue
+        lines += [*score_table(results, workload), ""]
         png = _profiles.plot_curves(results, workload, out_dir / f"curves_{workload}.png",
                                     title=f"{workload}: each study's deciding trial{short}")
         lines += [f"![{workload}]({png.name})", ""]
-    per_study = _study.study_scores(results)
-    scores = {key: _study.median_score(v) for key, v in per_study.items()}
-    png = _profiles.plot_profile(_profiles.performance_profile(scores), out_dir / "profile.png",
-                                 title=f"performance profile over {len(plan)} workload(s)"
-                                 f"{short}")
-    lines += ["### Performance profile", "", *profile_table(results), "",
-              f"![profile]({png.name})", ""]
+    finished = [r for r in results if r["workload"] in done]
+    if finished:
+        per_study = _study.study_scores(finished)
+        scores = {key: _study.median_score(v) for key, v in per_study.items()}
+        png = _profiles.plot_profile(_profiles.performance_profile(scores),
+                                     out_dir / "profile.png",
+                                     title=f"performance profile over {len(done)} "
+                                     f"workload(s){short}")
+        lines += [f"### Performance profile ({', '.join(done)})", "",
+                  *profile_table(finished), "", f"![profile]({png.name})", ""]
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
     return lines
 
@@ -162,26 +185,34 @@ def ablation_table(results: list[dict], workload: str) -> list[str]:
                           "ratio to its base"], rows, "lllll")
 
 
-def run_ablations(args: argparse.Namespace, config: dict, arms: list[_study.Arm],
+def run_ablations(args: argparse.Namespace, config: dict, workloads: list[str],
                   out_dir: pathlib.Path) -> list[str]:
-    """Runs the ablation arms next to their bases and the baseline; their tables."""
+    """Runs the ablation arms next to their bases and the baseline on ``workloads``;
+    their tables."""
     names = args.ablations or list(_ablations.ABLATIONS)
-    unknown = sorted(set(names) - set(_ablations.ABLATIONS))
-    if unknown:
-        raise SystemExit(f"--ablations: unknown {unknown}; known: {list(_ablations.ABLATIONS)}")
     bases = {_study.BASELINE, *(_ablations.ABLATIONS[n][0] for n in names)}
     ablation_arms = [a for a in discover_arms() if a.name in bases]
     for name in names:
         submission, space = _ablations.write_arm(name, out_dir)
-        ablation_arms.append(_study.Arm(name, submission, space))
+        ablation_arms.append(_study.Arm(name, submission, space,
+                                        fingerprint=repr(_ablations.config(name))))
     lines = [f"## Ablations ({args.ablation_studies} study each)", ""]
     for workload, (k, _) in config["workloads"].items():
+        if workload not in workloads:
+            continue
         w = _workload(workload, config)
         specs = _study.plan_trials(ablation_arms, [w], num_trials=k,
                                    num_studies=args.ablation_studies, seed=args.seed)
-        results = _study.run_all(specs, out_dir / "cache",
-                                 log=lambda line: print(line, flush=True))
-        lines += [f"### {workload}: K={k}", "", *ablation_table(results, workload), ""]
+        lines += [f"### {workload}: K={k}", ""]
+        if args.report_only:
+            results, todo = _study.cached(specs, out_dir / "cache")
+            if todo:
+                lines += [f"In progress: {len(results)} of {len(specs)} trials cached.", ""]
+                continue
+        else:
+            results = _study.run_all(specs, out_dir / "cache",
+                                     log=lambda line: print(line, flush=True))
+        lines += [*ablation_table(results, workload), ""]
     return lines
 
 
@@ -196,6 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="~10 s test of the machinery")
     mode.add_argument("--full", action="store_true", help="K=5, S=3 everywhere (hours)")
     parser.add_argument("--arms", nargs="+", help="submission names (default: every one)")
+    parser.add_argument("--workloads", nargs="+", metavar="NAME",
+                        help="run only these workloads of the preset (the tables still cover "
+                        "all of them, from the cache); e.g. one process per core")
+    parser.add_argument("--report_only", action="store_true",
+                        help="run nothing: write the tables from the cached trials "
+                        "(workloads with trials still to run get a progress line)")
+    parser.add_argument("--ablations_only", action="store_true",
+                        help="with --ablations: run only the ablation study (the main "
+                        "tables come from the cache, as with --report_only)")
     parser.add_argument("--seed", type=int, default=20261202,
                         help="fixes point assignment and trial seeds (default %(default)s)")
     parser.add_argument("--out_dir", type=pathlib.Path, default=None)
@@ -205,28 +245,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation_studies", type=int, default=1,
                         help="studies per ablation arm (default %(default)s: one seed each)")
     args = parser.parse_args(argv)
+    if args.ablations_only and args.ablations is None:
+        parser.error("--ablations_only needs --ablations")
+    unknown = sorted(set(args.ablations or ()) - set(_ablations.ABLATIONS))
+    if unknown:  # before anything runs
+        parser.error(f"--ablations: unknown {unknown}; known: {list(_ablations.ABLATIONS)}")
     preset = "quick" if args.quick else "full" if args.full else "smoke"
     config = PRESETS[preset]
     names = args.arms or config.get("arms")
     arms = [a for a in discover_arms() if names is None or a.name in names]
-    missing = sorted(set(names or ()) - {a.name for a in arms})
-    if missing:
-        parser.error(f"--arms: no submission {missing} with a tuning_search_space.json")
+    absent = sorted(set(names or ()) - {a.name for a in arms})
+    if absent:
+        parser.error(f"--arms: no submission {absent} with a tuning_search_space.json")
     out_dir = args.out_dir or ROOT / "benchmarks" / "efficacy" / preset
     out_dir.mkdir(parents=True, exist_ok=True)
     header = _report.header("efficacy.py", argv, mode=preset)
     print("\n".join(header), flush=True)
     start = time.perf_counter()
-    results = []
-    for workload, (k, s) in config["workloads"].items():
+    plan = config["workloads"]
+    chosen = args.workloads or list(plan)
+    unknown = sorted(set(chosen) - set(plan))
+    if unknown:
+        parser.error(f"--workloads: {unknown} not in preset {preset} (its workloads: "
+                     f"{list(plan)})")
+    results, missing = [], {}
+    for workload, (k, s) in plan.items():
         w = _workload(workload, config)
         specs = _study.plan_trials(arms, [w], num_trials=k, num_studies=s, seed=args.seed)
-        results += _study.run_all(specs, out_dir / "cache",
-                                  log=lambda line: print(line, flush=True))
-    lines = write_outputs(results, out_dir, preset=preset, header=header,
-                          plan=config["workloads"])
+        if workload in chosen and not (args.report_only or args.ablations_only):
+            results += _study.run_all(specs, out_dir / "cache",
+                                      log=lambda line: print(line, flush=True))
+            continue
+        have, todo = _study.cached(specs, out_dir / "cache")
+        results += have
+        if todo:
+            missing[workload] = (len(have), len(specs))
+    lines = write_outputs(results, out_dir, preset=preset, header=header, plan=plan,
+                          missing=missing)
     if args.ablations is not None:
-        lines += run_ablations(args, config, arms, out_dir)
+        lines += run_ablations(args, config, chosen, out_dir)
         (out_dir / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[len(header):]))
     print(f"written: {out_dir / 'results.md'}")

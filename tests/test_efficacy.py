@@ -138,6 +138,52 @@ def test_run_all_caches_each_trial_and_resumes(tmp_path):
     assert len(calls) == 5 and len(results) == 4  # only the two missing trials ran again
     assert [r["arm"] for r in results] == [s.arm.name for s in specs]
     assert results[0]["time_to_target_sec"] == 2.0  # read back from the cache
+    # cached() reads the same files and runs nothing; a trial not cached is counted.
+    have, todo = study.cached(specs, tmp_path)
+    assert todo == 0 and have == results and len(calls) == 5
+    cycles = study.Arm("nadamw_cycles", "submissions/nadamw_cycles/submission.py")
+    more = study.plan_trials([BASE, REINIT, cycles], [DIGITS], num_trials=2, num_studies=1,
+                             seed=3)
+    have, todo = study.cached(more, tmp_path)
+    assert (len(have), todo) == (4, 2) and len(calls) == 5
+
+
+def test_trial_key_follows_the_submission_files_and_the_fingerprint(tmp_path):
+    import dataclasses
+
+    (tmp_path / "submission.py").write_text("CONFIG = 1\n")
+    (tmp_path / "tuning_search_space.json").write_text('{"lr": {"feasible_points": [1]}}')
+    arm = study.Arm("mine", str(tmp_path / "submission.py"))
+    (spec,) = study.plan_trials([arm], [DIGITS], num_trials=1, num_studies=1, seed=1)
+    key = study.trial_key(spec)
+    assert study.trial_key(spec) == key  # stable
+    (tmp_path / "notes.md").write_text("docs do not count")
+    assert study.trial_key(spec) == key
+    (tmp_path / "submission.py").write_text("CONFIG = 2\n")
+    assert study.trial_key(spec) != key
+    (tmp_path / "submission.py").write_text("CONFIG = 1\n")
+    assert study.trial_key(spec) == key
+    other = dataclasses.replace(spec, arm=dataclasses.replace(arm, fingerprint="alpha=0.5"))
+    assert study.trial_key(other) != key
+
+
+def test_report_only_runs_nothing_and_names_the_unfinished_workloads(tmp_path, capsys):
+    efficacy = _load("efficacy")
+    specs = study.plan_trials([BASE], [DIGITS], num_trials=1, num_studies=1, seed=20261202)
+    assert efficacy.main(["--quick", "--report_only", f"--out_dir={tmp_path}"]) == 0
+    text = (tmp_path / "results.md").read_text()
+    assert "In progress: 0 of 2 trials cached; tables when all have run." in text
+    assert "Performance profile" not in text and not list(tmp_path.glob("*.png"))
+    assert not (tmp_path / "cache" / f"{study.trial_key(specs[0])}.json").exists()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        efficacy.main(["--quick", "--workloads", "stdlib_lm", f"--out_dir={tmp_path}"])
+    assert "--workloads: ['stdlib_lm'] not in preset quick (its workloads: ['digits'])" in (
+        capsys.readouterr().err)
+    with pytest.raises(SystemExit):  # a misspelt ablation stops it before any trial runs
+        efficacy.main(["--quick", "--ablations", "reinit:first_0.3", f"--out_dir={tmp_path}"])
+    assert "--ablations: unknown ['reinit:first_0.3']" in capsys.readouterr().err
+    assert not list((tmp_path / "cache").glob("*.json"))
 
 
 @pytest.mark.benchmark  # ``pytest -m "not benchmark"`` skips it
