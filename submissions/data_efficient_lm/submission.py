@@ -215,11 +215,13 @@ def update_params(workload, current_param_container, current_params_types, model
     if global_step >= host.budget:
         raise training_complete_error()(f"data_efficient_lm: the budget of {host.budget} "
                                         "steps is over")
+    _catch_up(host, global_step)  # a resumed run: the steps a fresh host has not counted
     host.scheduler.update_seq(global_step)  # DeepSpeed's consumed_layer_tokens
     seq, kept = host.shape(global_step)
-    if batch["inputs"].shape[1] != seq:
-        raise ValueError(f"batch length {batch['inputs'].shape[1]} at step {global_step}, "
-                         f"expected {seq}: the batch must come from data_selection")
+    if batch["inputs"].shape[:2] != (host.batch_size, seq):
+        raise ValueError(f"batch shape {batch['inputs'].shape[:2]} at step {global_step}, "
+                         f"expected {(host.batch_size, seq)} (ds_config.json's batch size, the "
+                         "curriculum's length): the batch must come from data_selection")
     keep = None if kept >= seq else kept
     if host.clock == "layer_tokens":  # the LR clock: layer tokens before this step
         opt_state = set_layer_tokens(opt_state, host.counter.layer_tokens)
@@ -228,11 +230,30 @@ def update_params(workload, current_param_container, current_params_types, model
     params, opt_state = host.train_step(
         params, opt_state, batch, rng, np.float32(hp.label_smoothing),
         np.float32(hp.dropout_rate or 0.0), np.float32(hp.grad_clip or 0.0), keep)
-    host.counter.update(global_step, seq_len=seq, kept=keep,
-                        batch_size=batch["inputs"].shape[0])
-    host.shapes.record_step((seq, kept))
+    _count(host, global_step)
     host.shapes.observe_cache_size((seq, kept), host.train_step._cache_size())
     return (opt_state, host), params, model_state
+
+
+def _count(host: Host, step: int) -> None:
+    """Counts step ``step``: its layer tokens (the LR clock) and its shape."""
+    seq, kept = host.shape(step)
+    host.counter.update(step, seq_len=seq, kept=None if kept >= seq else kept,
+                        batch_size=host.batch_size)
+    host.shapes.record_step((seq, kept))
+
+
+def _catch_up(host: Host, global_step: int) -> None:
+    """Counts steps ``0 .. global_step - 1`` that this host has not seen.
+
+    The counters are host-side and a resumed run starts with a fresh host (the
+    runner restores element 0 of the optimizer state); every step's shape is a pure
+    function of its number, so the counts (and with them the layer-token LR clock)
+    continue as if the run had not stopped. Compilations are this process's.
+    """
+    for step in range(host.counter.state_dict()["current_steps"] + 1, global_step):
+        host.scheduler.update_seq(step)
+        _count(host, step)
 
 
 def prepare_for_eval(workload, current_param_container, current_params_types, model_state,

@@ -153,3 +153,54 @@ def test_label_smoothing_dropout_and_grad_clip_reach_the_step():
     # Clipped to global norm 1e-3 with SGD at lr 1: the whole update has that norm.
     assert np.linalg.norm(after(0.0, 0.0, 1e-3) - start) == pytest.approx(1e-3, rel=1e-3)
     assert step._cache_size() == 1  # the three are traced: one compilation for all
+
+
+def test_a_resumed_run_continues_its_counters_and_its_learning_rate_clock(tmp_path,
+                                                                          monkeypatch):
+    """What the runner does on resume: element 0 restored, a fresh host from init."""
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)  # the run directory, outside a runner, is relative
+    module = load()
+    workload = tiny_workload()
+    params, model_state = workload.init_model_fn(jax.random.PRNGKey(0))
+    batch = {k: jnp.asarray(v) for k, v in workload.train_examples(np.arange(32)).items()}
+    batch = module.truncate_batch(batch, 64)  # steps 0-5: curriculum length 64
+
+    def steps(state, p, start, stop):
+        copy = functools.partial(jax.tree.map, jnp.copy)  # the step donates its inputs
+        state, p = (copy(state[0]), state[1]), copy(p)
+        for g in range(start, stop):
+            state, p, _ = module.update_params(
+                workload, p, None, model_state, None, batch, None, state, [], g,
+                jax.random.fold_in(jax.random.PRNGKey(1), g))
+        return state, p
+
+    def init(step_of=None):  # one jitted step for all (compiles once)
+        state = module.init_optimizer_state(workload, params, model_state, None,
+                                            jax.random.PRNGKey(2))
+        return state if step_of is None else (
+            state[0], state[1]._replace(train_step=step_of[1].train_step))
+
+    whole, p_whole = steps(init(), params, 0, 6)
+    first, p_first = steps(init(whole), params, 0, 3)
+    resumed, p_resumed = steps((first[0], init(whole)[1]), p_first, 3, 6)
+    for a, b in zip(jax.tree.leaves(p_whole), jax.tree.leaves(p_resumed), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    s_whole, s_resumed = module.summary(whole), module.summary(resumed)
+    assert s_resumed["layer_tokens"] == s_whole["layer_tokens"] == 6 * 32 * 64 * 4
+    assert s_resumed["deepspeed_consumed_layer_tokens"] == s_whole[
+        "deepspeed_consumed_layer_tokens"] == 6 * 32 * (64 * 2 + 256 * 2)
+    assert s_resumed["shapes"]["per_shape"]["64x64"]["steps"] == 6
+    # A fresh host that counted nothing would have restarted the LR clock at 0.
+    stale, p_stale = steps((first[0], init(whole)[1]), p_first, 3, 4)
+    assert module.summary(stale)["layer_tokens"] == 4 * 32 * 64 * 4
+    with pytest.raises(ValueError, match=r"batch shape \(32, 32\) at step 4, expected "
+                       r"\(32, 64\)"):
+        module.update_params(workload, p_stale, None, model_state, None,
+                             module.truncate_batch(batch, 32), None, stale, [], 4,
+                             jax.random.PRNGKey(3))
