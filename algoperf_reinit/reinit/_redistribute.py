@@ -252,7 +252,7 @@ class _Units(NamedTuple):
     """How times are rounded and written on a clock."""
 
     grid: float  # the spacing new boundaries lie on
-    unit: str  # after a length: " steps" or " s"
+    unit: str  # after a length: " steps", " s" or " layer tokens"
     at: str  # before a time: "step " or ""
     fmt: Callable[[float], str]
     min_length: float  # the shortest cycle the split may produce
@@ -262,7 +262,8 @@ def _units(clock: str, end: float, redistribution: Redistribution) -> _Units:
     if clock == "steps":
         return _Units(1.0, " steps", "step ", lambda x: str(int(x)),
                       float(max(math.ceil(redistribution.min_cycle_length), 1)))
-    return _Units(float(np.spacing(np.float32(end))), " s", "", "{:.10g}".format,
+    unit = " s" if clock == "seconds" else " " + clock.replace("_", " ")
+    return _Units(float(np.spacing(np.float32(end))), unit, "", "{:.10g}".format,
                   redistribution.min_cycle_length)
 
 
@@ -332,11 +333,11 @@ def end_cycle_early(
 
     Args:
       table: a concrete cycle table (host-side; not a traced value).
-      t: the step (``steps`` clock; a whole number) or time (``seconds`` clock) at
-        which the cycle ends; the next cycle starts there.
+      t: the step (``steps`` clock; a whole number), time (``seconds``) or layer-token
+        count (``layer_tokens``) at which the cycle ends; the next cycle starts there.
       redistribution: how the budget left is split; ``None`` means
         ``Redistribution()`` (proportional).
-      clock: ``"steps"`` or ``"seconds"``, the clock of the table.
+      clock: ``"steps"``, ``"seconds"`` or ``"layer_tokens"``, the clock of the table.
 
     Returns:
       An :class:`EarlyStopResult`. When the stop is not applied its ``table`` is the
@@ -368,7 +369,7 @@ def end_cycle_early(
                                0)
     n, starts, end = len(old) - 1, np.asarray(old, np.float64), float(old[-1])
     u = _units(clock, end, redistribution)
-    if clock == "seconds":
+    if clock != "steps":  # a float32 table: t on its grid
         t = math.floor(t / u.grid + 0.5) * u.grid
 
     def refuse(cycle: int, why: str) -> EarlyStopResult:

@@ -192,6 +192,15 @@ def test_seconds_clock():
     np.testing.assert_allclose(float(result.table.warmup[2]), 0.1 * 451.25, rtol=1e-6)
 
 
+def test_layer_tokens_clock_says_layer_tokens():
+    table = table_from_cycles([CycleSpec(3.0e6, warmup=3.0e5)] * 3, capacity=CAPACITY,
+                              clock="layer_tokens")
+    result = end_cycle_early(table, 4.5e6, EQUAL, clock="layer_tokens")
+    assert result.applied and result.new_boundaries == [0.0, 3.0e6, 4.5e6, 9.0e6]
+    assert result.reason == ("ended cycle 1 at 4500000; 1 cycle gets the remaining 4500000 "
+                             "layer tokens")
+
+
 def test_new_table_evaluates_the_next_cycle_from_t():
     table = table_from_cycles([CycleSpec(300, warmup=30, peak=1e-3, init_value=1e-4)] * 3,
                               capacity=CAPACITY)
