@@ -148,10 +148,25 @@ def _submission_files(arm: Arm) -> dict[str, str]:
             if p.suffix in (".py", ".json") and p.is_file()}
 
 
+def _portable(path: str | None) -> str | None:
+    """``path`` relative to the repository root when it lies inside it."""
+    if path is None or not pathlib.Path(path).is_absolute():
+        return path
+    try:
+        return pathlib.Path(path).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return path
+
+
 def trial_key(spec: TrialSpec) -> str:
-    """A stable name for the trial's cache file: its whole spec, the search space's
-    text and the submission folder's files."""
-    text = json.dumps({"version": CACHE_VERSION, "spec": dataclasses.asdict(spec),
+    """A stable name for the trial's cache file: its whole spec (paths inside the
+    repository relative to it; not the workload's ``procedure`` prose), the search
+    space's text and the submission folder's files."""
+    fields = dataclasses.asdict(spec)
+    for name in ("submission", "search_space"):  # the same key in any checkout
+        fields["arm"][name] = _portable(fields["arm"][name])
+    del fields["workload"]["procedure"]  # prose: editing it re-runs nothing
+    text = json.dumps({"version": CACHE_VERSION, "spec": fields,
                        "space": spec.arm.space_path.read_text(),
                        "files": _submission_files(spec.arm)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]

@@ -165,6 +165,16 @@ def test_trial_key_follows_the_submission_files_and_the_fingerprint(tmp_path):
     assert study.trial_key(spec) == key
     other = dataclasses.replace(spec, arm=dataclasses.replace(arm, fingerprint="alpha=0.5"))
     assert study.trial_key(other) != key
+    # A path inside the repository is keyed relative to it: the same key in any checkout.
+    (shipped,) = study.plan_trials([BASE], [DIGITS], num_trials=1, num_studies=1, seed=1)
+    absolute = dataclasses.replace(shipped, arm=dataclasses.replace(
+        BASE, submission=str(ROOT / BASE.submission)))
+    assert study.trial_key(absolute) == study.trial_key(shipped)
+    reworded = dataclasses.replace(shipped, workload=dataclasses.replace(
+        DIGITS, procedure="set another way"))
+    assert study.trial_key(reworded) == study.trial_key(shipped)
+    longer = dataclasses.replace(shipped, workload=dataclasses.replace(DIGITS, max_steps=9))
+    assert study.trial_key(longer) != study.trial_key(shipped)
 
 
 def test_report_only_runs_nothing_and_names_the_unfinished_workloads(tmp_path, capsys):
