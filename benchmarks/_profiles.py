@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,19 +68,28 @@ def plot_profile(profile: Mapping[str, np.ndarray], path: pathlib.Path, *,
     return path
 
 
-def _best_trial(trials: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+def _best_trial(trials: Sequence[Mapping[str, Any]],
+                time_of: Callable[[Mapping[str, Any]], float] | None = None
+                ) -> Mapping[str, Any]:
     """The trial that set a study's score (the best final metric if none reached)."""
     reached = [t for t in trials if t["reached"]]
     if reached:
-        return min(reached, key=lambda t: t["time_to_target_sec"])
+        return min(reached, key=time_of or (lambda t: t["time_to_target_sec"]))
     sign = 1.0 if trials[0]["lower_is_better"] else -1.0
     return min(trials, key=lambda t: sign * (t["final_metric"] if t["final_metric"]
                                              is not None else math.inf * sign))
 
 
 def plot_curves(results: Sequence[Mapping[str, Any]], workload: str,
-                path: pathlib.Path, *, title: str) -> pathlib.Path:
-    """Validation metric versus submission time: each study's deciding trial, per arm."""
+                path: pathlib.Path, *, title: str,
+                x_of: Callable[[Mapping[str, Any], np.ndarray], np.ndarray] | None = None,
+                time_of: Callable[[Mapping[str, Any]], float] | None = None,
+                x_label: str = "submission time [s] (evals not counted)") -> pathlib.Path:
+    """Validation metric versus submission time: each study's deciding trial, per arm.
+
+    ``x_of(result, steps)`` gives the x of each eval and ``time_of(result)`` a trial's
+    time to target, which decides the study (default for both: measured times).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,10 +101,12 @@ def plot_curves(results: Sequence[Mapping[str, Any]], workload: str,
     for i, arm in enumerate(sorted({r["arm"] for r in rows})):
         studies = sorted({r["study"] for r in rows if r["arm"] == arm})
         for j, study in enumerate(studies):
-            best = _best_trial([r for r in rows if r["arm"] == arm and r["study"] == study])
+            best = _best_trial([r for r in rows if r["arm"] == arm and r["study"] == study],
+                               time_of)
             curve = np.asarray(best["curve"], dtype=float)
             if curve.size:
-                ax.plot(curve[:, 1], curve[:, 2], color=colors[i % len(colors)], linewidth=1.4,
+                x = curve[:, 1] if x_of is None else x_of(best, curve[:, 0])
+                ax.plot(x, curve[:, 2], color=colors[i % len(colors)], linewidth=1.4,
                         alpha=0.9 if j == 0 else 0.55, label=arm if j == 0 else None)
     if rows:
         ax.axhline(rows[0]["target_value"], color="black", linestyle="--", linewidth=1,
@@ -106,7 +117,7 @@ def plot_curves(results: Sequence[Mapping[str, Any]], workload: str,
             if finite:
                 ax.set_ylim(min(finite) - 0.05 * abs(min(finite)),
                             min(max(finite), 3 * rows[0]["target_value"]))
-    ax.set(xlabel="submission time [s] (evals not counted)", title=title)
+    ax.set(xlabel=x_label, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

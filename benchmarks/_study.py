@@ -112,18 +112,29 @@ def trial_seed(seed: int, study: int, trial: int) -> int:
 
 
 def plan_trials(arms: Sequence[Arm], workloads: Sequence[Workload], *, num_trials: int,
-                num_studies: int, seed: int) -> list[TrialSpec]:
+                num_studies: int, seed: int, points: Sequence[int] | None = None
+                ) -> list[TrialSpec]:
     """Every trial of the study, ordered study → trial → workload → arm.
 
     Arms of one trial run next to each other, so a change of the machine's load
     affects them alike. Study ``j`` gets the points ``perm[j·K:(j+1)·K]`` of a random
     permutation of the first ``S·K`` Halton points (the permutation seeded by
     ``seed`` and the arm's and workload's names).
+
+    ``points`` (a paired design, for ablations): instead, every study runs these
+    indices of the ``S·K`` points, trial ``i`` on ``points[i]``, in every arm — so
+    each arm meets each point with the same seed, and arms differ only in what
+    they change.
     """
     if num_trials < 1 or num_studies < 1:
         raise ValueError(f"num_trials and num_studies must be >= 1, got {num_trials} and "
                          f"{num_studies}")
     total = num_trials * num_studies
+    if points is not None:
+        bad = [p for p in points if not 0 <= p < total]
+        if not points or bad or len(set(points)) != len(points):
+            raise ValueError(f"points must be distinct indices in [0, {total}) (K·S "
+                             f"points), got {list(points)}")
     perms = {}
     for w in workloads:
         for a in arms:
@@ -131,12 +142,13 @@ def plan_trials(arms: Sequence[Arm], workloads: Sequence[Workload], *, num_trial
             perms[a.name, w.name] = np.random.default_rng([seed, *salt]).permutation(total)
     specs = []
     for study in range(num_studies):
-        for trial in range(num_trials):
+        for trial in range(num_trials if points is None else len(points)):
             rng_seed = trial_seed(seed, study, trial)
             for w in workloads:
                 for a in arms:
                     if a.applies_to(w):
-                        point = int(perms[a.name, w.name][study * num_trials + trial])
+                        point = (int(perms[a.name, w.name][study * num_trials + trial])
+                                 if points is None else int(points[trial]))
                         specs.append(TrialSpec(a, w, study, trial, point, total, rng_seed))
     return specs
 
@@ -301,12 +313,18 @@ def trial_time(result: Mapping[str, Any]) -> float:
     return math.inf if t is None or not result["reached"] else float(t)
 
 
-def study_scores(results: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[float]]:
-    """``(workload, arm)`` → each study's score (its fastest trial), by study number."""
+def study_scores(results: Iterable[Mapping[str, Any]],
+                 time_of: Callable[[Mapping[str, Any]], float] = trial_time
+                 ) -> dict[tuple[str, str], list[float]]:
+    """``(workload, arm)`` → each study's score (its fastest trial), by study number.
+
+    ``time_of`` gives a trial's time (default: its measured time to target; the
+    study's cost curves give another, ``_cost.time_on_curve``).
+    """
     best: dict[tuple[str, str], dict[int, float]] = {}
     for r in results:
         studies = best.setdefault((r["workload"], r["arm"]), {})
-        studies[r["study"]] = min(studies.get(r["study"], math.inf), trial_time(r))
+        studies[r["study"]] = min(studies.get(r["study"], math.inf), time_of(r))
     return {key: [v[s] for s in sorted(v)] for key, v in best.items()}
 
 

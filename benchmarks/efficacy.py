@@ -29,12 +29,26 @@ Usage (from the repository root)::
   python benchmarks/efficacy.py                     # smoke run, < 1 h
   nohup python benchmarks/efficacy.py --full > efficacy_full.log &
   python benchmarks/efficacy.py --full --report_only    # tables from what has run
+  python benchmarks/efficacy.py --full --cost_curves    # each arm's cost curve, once
 
 ``--workloads`` runs some of a preset's workloads (e.g. one process per core, each
 pinned with ``taskset``); every invocation writes the tables of every workload whose
 trials are all cached. The ``--full`` cache is committed
 (``benchmarks/efficacy/full/cache/``), so a study that outlives one machine resumes
 on the next.
+
+Times: a ``--full`` study outlives one machine, and machines differ in speed (the
+same baseline run took 1.41x longer in one session than in another). ``--cost_curves``
+measures each arm's cost curve once, every arm one after another in one process
+(``_cost.py``); where every arm has one, the scores are times on the curves (a
+trial's steps to target priced at its arm's measured cost), with the measured
+times beside them.
+
+``--ablations`` adds ablation arms (``_ablations.py``: one change each to a shipped
+submission), one study each by default. With ``--ablation_points`` the ablation
+study is paired: every arm runs the same points of the ``K·S``, each with the same
+seed, so two arms differ only in what the ablation changes; a second table gives
+each arm's time (or final metric) per point.
 """
 
 from __future__ import annotations
@@ -45,11 +59,14 @@ import math
 import pathlib
 import sys
 import time
+from collections.abc import Callable, Mapping
 
 import _ablations
+import _cost
 import _profiles
 import _report
 import _study
+import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROCEDURE = ("the workload's own step_hint, target and max_allowed_runtime_sec, set when it "
@@ -92,12 +109,54 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "∞" if value is None or math.isinf(value) else format(value, spec)
 
 
-def score_table(results: list[dict], workload: str) -> list[str]:
-    """Per arm: study scores, the median, its ratio, steps and final metric."""
+TimeOf = Callable[[dict], float]
+
+
+def timing(results: list[dict], curves: dict) -> dict[str, TimeOf]:
+    """Workload → a trial's time on its arm's cost curve, for each workload on which
+    every arm in ``results`` has a curve (its own or, for an ablation, its base's)."""
+    base_of = {name: spec[0] for name, spec in _ablations.ABLATIONS.items()}
+    out: dict[str, TimeOf] = {}
+    for workload in sorted({r["workload"] for r in results}):
+        arms = {r["arm"] for r in results if r["workload"] == workload}
+        if all(_cost.curve_of(curves, workload, a, base_of) is not None for a in arms):
+            out[workload] = lambda r, w=workload: _cost.time_on_curve(
+                r, _cost.curve_of(curves, w, r["arm"], base_of))
+    return out
+
+
+def curve_x(curves: dict, workload: str) -> Callable[[dict, np.ndarray], np.ndarray]:
+    """A trial's eval steps → their times on its arm's cost curve (for the plots)."""
+    base_of = {name: spec[0] for name, spec in _ablations.ABLATIONS.items()}
+
+    def x_of(result: dict, steps: np.ndarray) -> np.ndarray:
+        curve = _cost.curve_of(curves, workload, result["arm"], base_of)
+        return np.interp(steps, curve["steps"], curve["sec"])
+    return x_of
+
+
+def _time_of(times: Mapping[str, TimeOf]) -> TimeOf:
+    """A trial's time: on its cost curve where ``times`` has its workload, else measured."""
+    return lambda r: times[r["workload"]](r) if r["workload"] in times else _study.trial_time(r)
+
+
+def _medians(rows: list[dict], time_of: TimeOf) -> tuple[dict, dict]:
+    per_study = _study.study_scores(rows, time_of)
+    return per_study, {key: _study.median_score(v) for key, v in per_study.items()}
+
+
+def score_table(results: list[dict], workload: str, time_of: TimeOf | None = None
+                ) -> list[str]:
+    """Per arm: study scores, the median, its ratio, steps and final metric.
+
+    With ``time_of`` (times on the cost curves) the scores are those times, and the
+    measured medians and ratios stand beside them.
+    """
     rows_of = [r for r in results if r["workload"] == workload]
-    per_study = _study.study_scores(rows_of)
-    medians = {key: _study.median_score(v) for key, v in per_study.items()}
+    per_study, medians = _medians(rows_of, time_of or _study.trial_time)
     ratio = _study.ratios(medians)
+    _, measured = _medians(rows_of, _study.trial_time)
+    measured_ratio = _study.ratios(measured)
     rows = []
     for (w, arm), studies in sorted(per_study.items()):
         mine = [r for r in rows_of if r["arm"] == arm]
@@ -105,20 +164,24 @@ def score_table(results: list[dict], workload: str) -> list[str]:
         finals = [r["final_metric"] for r in mine if r["final_metric"] is not None]
         best_final = (min(finals) if mine[0]["lower_is_better"] else max(finals)) if finals \
             else None
+        extra = ((_fmt(measured[w, arm]), _fmt(measured_ratio[w, arm], ".2f"))
+                 if time_of else ())
         rows.append((arm, ", ".join(_fmt(s) for s in studies), _fmt(medians[w, arm]),
-                     _fmt(ratio[w, arm], ".2f"),
+                     _fmt(ratio[w, arm], ".2f"), *extra,
                      f"{sum(r['reached'] for r in mine)}/{len(mine)}",
                      str(steps[0]) if steps else "—", _fmt(best_final, ".4f"),
                      str(max(r["train_step_compilations"] for r in mine))))
-    return _report.table(["arm", "study scores [s]", "median [s]", "ratio to baseline",
-                          "trials reaching target", "fewest steps to target",
-                          "best final metric", "max train-step compiles"], rows, "llllllll")
+    where = " on the cost curves" if time_of else ""
+    columns = ["arm", f"study scores{where} [s]", "median [s]", "ratio to baseline",
+               *(("measured median [s]", "measured ratio") if time_of else ()),
+               "trials reaching target", "fewest steps to target", "best final metric",
+               "max train-step compiles"]
+    return _report.table(columns, rows, "l" * len(columns))
 
 
-def profile_table(results: list[dict]) -> list[str]:
+def profile_table(results: list[dict], time_of: TimeOf = _study.trial_time) -> list[str]:
     """ρ(τ) at τ = 1, 1.5, 2, 4 per arm, over the workloads every arm ran."""
-    per_study = _study.study_scores(results)
-    scores = {key: _study.median_score(v) for key, v in per_study.items()}
+    _, scores = _medians(results, time_of)
     taus = (1.0, 1.5, 2.0, 4.0)
     profile = _profiles.performance_profile(scores, taus)
     return _report.table(["arm", *(f"ρ(τ={t:g})" for t in taus)],
@@ -126,16 +189,30 @@ def profile_table(results: list[dict]) -> list[str]:
                           for arm, values in sorted(profile.items())], "lllll")
 
 
+def _curve_note(curves: dict, workload: str) -> str:
+    mine = [c for k, c in curves.items() if k.startswith(f"{workload}/")]
+    when = sorted(c["finished_utc"] for c in mine)
+    return (f"Scores are times on each arm's cost curve (its submission time per eval step "
+            f"at its defaults, every arm run one after another in one process, "
+            f"{when[0]}-{when[-1]} UTC; `_cost.py`): the same machine for every trial. The "
+            "measured times stand beside them.")
+
+
 def write_outputs(results: list[dict], out_dir: pathlib.Path, *, preset: str,
                   header: list[str], plan: dict,
-                  missing: dict[str, tuple[int, int]] | None = None) -> list[str]:
+                  missing: dict[str, tuple[int, int]] | None = None,
+                  curves: dict | None = None) -> list[str]:
     """Tables (returned and written to ``results.md``) and the PNGs.
 
     ``missing`` maps a workload of ``plan`` whose trials are not all cached to
     ``(cached, planned)``: it gets a progress line instead of tables (a study with
     trials still to run has no score yet) and stays out of the performance profile.
+    ``curves`` (``_cost.load``): on a workload where every arm has a cost curve, the
+    scores are times on the curves, with the measured ones beside them.
     """
     missing = missing or {}
+    curves = curves or {}
+    times = timing(results, curves)
     label = {"smoke": " (smoke run: too few trials for conclusions)",
              "quick": " (quick mode: a test of the machinery, not a result)"}.get(preset, "")
     short = {"smoke": " — smoke run", "quick": " — quick mode"}.get(preset, "")
@@ -150,28 +227,39 @@ def write_outputs(results: list[dict], out_dir: pathlib.Path, *, preset: str,
             lines += [f"In progress: {have} of {planned} trials cached; tables when all "
                       "have run.", ""]
             continue
-        lines += [*score_table(results, workload), ""]
+        if workload in times:
+            lines += [_curve_note(curves, workload), ""]
+        lines += [*score_table(results, workload, times.get(workload)), ""]
+        on_curve = {} if workload not in times else {
+            "time_of": times[workload], "x_of": curve_x(curves, workload),
+            "x_label": "submission time on the arm's cost curve [s] (evals not counted)"}
         png = _profiles.plot_curves(results, workload, out_dir / f"curves_{workload}.png",
-                                    title=f"{workload}: each study's deciding trial{short}")
+                                    title=f"{workload}: each study's deciding trial{short}",
+                                    **on_curve)
         lines += [f"![{workload}]({png.name})", ""]
     finished = [r for r in results if r["workload"] in done]
     if finished:
-        per_study = _study.study_scores(finished)
-        scores = {key: _study.median_score(v) for key, v in per_study.items()}
+        _, scores = _medians(finished, _time_of(times))
         png = _profiles.plot_profile(_profiles.performance_profile(scores),
                                      out_dir / "profile.png",
                                      title=f"performance profile over {len(done)} "
                                      f"workload(s){short}")
+        on = [w for w in done if w in times]
         lines += [f"### Performance profile ({', '.join(done)})", "",
-                  *profile_table(finished), "", f"![profile]({png.name})", ""]
+                  *([f"Times on the cost curves on {', '.join(on)}; measured elsewhere.", ""]
+                    if on else []),
+                  *profile_table(finished, _time_of(times)), "", f"![profile]({png.name})",
+                  ""]
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
     return lines
 
 
-def ablation_table(results: list[dict], workload: str) -> list[str]:
-    """Per ablation arm: what changed, its study scores and the ratios."""
+def ablation_table(results: list[dict], workload: str, time_of: TimeOf | None = None
+                   ) -> list[str]:
+    """Per ablation arm: what changed, its study scores and the ratios (on the cost
+    curves with ``time_of``)."""
     rows_of = [r for r in results if r["workload"] == workload]
-    medians = {key: _study.median_score(v) for key, v in _study.study_scores(rows_of).items()}
+    _, medians = _medians(rows_of, time_of or _study.trial_time)
     to_baseline = _study.ratios(medians)
     rows = []
     for (w, arm), value in sorted(medians.items()):
@@ -181,12 +269,33 @@ def ablation_table(results: list[dict], workload: str) -> list[str]:
         to_base = None if ref is None or math.isinf(ref) else value / ref
         rows.append((arm, change, _fmt(value), _fmt(to_baseline[w, arm], ".2f"),
                      _fmt(to_base, ".2f")))
-    return _report.table(["arm", "change", "median [s]", "ratio to baseline",
+    where = " on the cost curves" if time_of else ""
+    return _report.table(["arm", "change", f"median{where} [s]", "ratio to baseline",
                           "ratio to its base"], rows, "lllll")
 
 
+def paired_table(results: list[dict], workload: str, points: list[int],
+                 time_of: TimeOf | None = None) -> list[str]:
+    """Per ablation arm and point: time to target (steps), or ∞ and the final metric."""
+    rows_of = [r for r in results if r["workload"] == workload]
+    arms = sorted({r["arm"] for r in rows_of})
+    time_of = time_of or _study.trial_time
+
+    def cell(arm: str, point: int) -> str:
+        mine = sorted((r for r in rows_of if r["arm"] == arm and r["point_index"] == point),
+                      key=lambda r: r["study"])
+        return "; ".join(
+            f"{_fmt(time_of(r))} s ({r['steps_to_target']} steps)" if r["reached"]
+            else f"∞ (final {_fmt(r['final_metric'], '.3f')})" for r in mine) or "—"
+    lr = {r["point_index"]: r["hparams"].get("learning_rate") for r in rows_of
+          if r.get("hparams")}
+    head = [f"point {p}" + (f" (lr {lr[p]:.2g})" if lr.get(p) else "") for p in points]
+    return _report.table(["arm", *head], [(arm, *(cell(arm, p) for p in points))
+                                          for arm in arms], "l" * (len(points) + 1))
+
+
 def run_ablations(args: argparse.Namespace, config: dict, workloads: list[str],
-                  out_dir: pathlib.Path) -> list[str]:
+                  out_dir: pathlib.Path, curves: dict) -> list[str]:
     """Runs the ablation arms next to their bases and the baseline on ``workloads``;
     their tables."""
     names = args.ablations or list(_ablations.ABLATIONS)
@@ -196,15 +305,20 @@ def run_ablations(args: argparse.Namespace, config: dict, workloads: list[str],
         submission, space = _ablations.write_arm(name, out_dir)
         ablation_arms.append(_study.Arm(name, submission, space,
                                         fingerprint=repr(_ablations.config(name))))
-    lines = [f"## Ablations ({args.ablation_studies} study each)", ""]
+    points = args.ablation_points
+    design = (f"paired: every arm on points {points} of the K·S Halton points, trial i of "
+              "a study on the i-th with the same seed in every arm" if points else
+              "K points per study, assigned to each arm at random as in the main study")
+    lines = [f"## Ablations ({args.ablation_studies} study each; {design})", ""]
     for workload, (k, _) in config["workloads"].items():
         if workload not in workloads:
             continue
         w = _workload(workload, config)
         specs = _study.plan_trials(ablation_arms, [w], num_trials=k,
-                                   num_studies=args.ablation_studies, seed=args.seed)
-        lines += [f"### {workload}: K={k}", ""]
-        if args.report_only:
+                                   num_studies=args.ablation_studies, seed=args.seed,
+                                   points=points)
+        lines += [f"### {workload}: K={k}" + (f", points {points}" if points else ""), ""]
+        if args.report_only or args.cost_curves:
             results, todo = _study.cached(specs, out_dir / "cache")
             if todo:
                 lines += [f"In progress: {len(results)} of {len(specs)} trials cached.", ""]
@@ -212,8 +326,35 @@ def run_ablations(args: argparse.Namespace, config: dict, workloads: list[str],
         else:
             results = _study.run_all(specs, out_dir / "cache",
                                      log=lambda line: print(line, flush=True))
-        lines += [*ablation_table(results, workload), ""]
+        time_of = timing(results, curves).get(workload)
+        if time_of:
+            lines += [_curve_note(curves, workload), ""]
+        lines += [*ablation_table(results, workload, time_of), ""]
+        if points:
+            lines += [*paired_table(results, workload, points, time_of), ""]
     return lines
+
+
+def measure_curves(arms: list[_study.Arm], workloads: list[str], config: dict,
+                   out_dir: pathlib.Path, seed: int) -> dict:
+    """Measures the cost curve of every arm on ``workloads`` not yet in the curves'
+    file (one after another in this process; the file is rewritten after each)."""
+    folder = out_dir / _cost.DIR
+    curves = _cost.load(folder)
+    for workload in workloads:
+        w = _workload(workload, config)
+        todo = [a for a in arms if a.applies_to(w) and _cost.key(workload, a.name) not in curves]
+        print(f"cost curves on {workload}: {len(todo)} to measure", flush=True)
+        if todo:
+            _study.warm_up(w)
+        for arm in todo:
+            curve = _cost.measure(arm.name, ROOT / arm.submission, w,
+                                  rng_seed=_study.trial_seed(seed, 0, 0))
+            curves[_cost.key(workload, arm.name)] = curve
+            _cost.save(folder, curve)
+            print(f"cost curve {workload} {arm.name}: {curve['sec'][-1]:.1f} s to step "
+                  f"{curve['steps'][-1]} (wall {curve['wall_sec']:.0f} s)", flush=True)
+    return curves
 
 
 def _workload(name: str, config: dict) -> _study.Workload:
@@ -244,9 +385,18 @@ def main(argv: list[str] | None = None) -> int:
                         f"{', '.join(_ablations.ABLATIONS)}), with their base submission")
     parser.add_argument("--ablation_studies", type=int, default=1,
                         help="studies per ablation arm (default %(default)s: one seed each)")
+    parser.add_argument("--ablation_points", type=int, nargs="+", default=None, metavar="I",
+                        help="paired ablations: every arm on these indices of the K·S points "
+                        "(same seed per point in every arm) instead of K random ones")
+    parser.add_argument("--cost_curves", action="store_true",
+                        help="measure each arm's cost curve on the workloads (those not yet "
+                        f"in <out_dir>/{_cost.DIR}/; one run each at its defaults), then "
+                        "write the tables from the cache; scores are then times on them")
     args = parser.parse_args(argv)
     if args.ablations_only and args.ablations is None:
         parser.error("--ablations_only needs --ablations")
+    if args.ablation_points is not None and args.ablations is None:
+        parser.error("--ablation_points needs --ablations")
     unknown = sorted(set(args.ablations or ()) - set(_ablations.ABLATIONS))
     if unknown:  # before anything runs
         parser.error(f"--ablations: unknown {unknown}; known: {list(_ablations.ABLATIONS)}")
@@ -268,11 +418,22 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--workloads: {unknown} not in preset {preset} (its workloads: "
                      f"{list(plan)})")
+    if args.ablation_points is not None:  # before anything runs
+        for workload in chosen:
+            try:
+                _study.plan_trials([], [], num_trials=plan[workload][0],
+                                   num_studies=args.ablation_studies, seed=args.seed,
+                                   points=args.ablation_points)
+            except ValueError as error:
+                parser.error(f"--ablation_points on {workload}: {error}")
+    curves = (measure_curves(arms, chosen, config, out_dir, args.seed) if args.cost_curves
+              else _cost.load(out_dir / _cost.DIR))
+    run_nothing = args.report_only or args.ablations_only or args.cost_curves
     results, missing = [], {}
     for workload, (k, s) in plan.items():
         w = _workload(workload, config)
         specs = _study.plan_trials(arms, [w], num_trials=k, num_studies=s, seed=args.seed)
-        if workload in chosen and not (args.report_only or args.ablations_only):
+        if workload in chosen and not run_nothing:
             results += _study.run_all(specs, out_dir / "cache",
                                       log=lambda line: print(line, flush=True))
             continue
@@ -281,9 +442,9 @@ def main(argv: list[str] | None = None) -> int:
         if todo:
             missing[workload] = (len(have), len(specs))
     lines = write_outputs(results, out_dir, preset=preset, header=header, plan=plan,
-                          missing=missing)
+                          missing=missing, curves=curves)
     if args.ablations is not None:
-        lines += run_ablations(args, config, chosen, out_dir)
+        lines += run_ablations(args, config, chosen, out_dir, curves)
         (out_dir / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[len(header):]))
     print(f"written: {out_dir / 'results.md'}")

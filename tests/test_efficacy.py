@@ -250,3 +250,142 @@ def test_each_ablation_changes_only_what_it_names(tmp_path):
     compile(text, submission, "exec")
     assert pathlib.Path(space).read_text() == (
         ROOT / "submissions" / "nadamw_reinit" / "tuning_search_space.json").read_text()
+
+
+def test_a_paired_plan_runs_every_arm_on_the_same_points_with_the_same_seeds():
+    specs = study.plan_trials([BASE, REINIT], [DIGITS], num_trials=5, num_studies=2, seed=7,
+                              points=[3, 1])
+    assert len(specs) == 2 * 2 * 2  # studies × points × arms
+    for arm in ("nadamw_baseline", "nadamw_reinit"):
+        mine = [(s.study, s.trial, s.point_index, s.rng_seed) for s in specs
+                if s.arm.name == arm]
+        assert [m[:3] for m in mine] == [(0, 0, 3), (0, 1, 1), (1, 0, 3), (1, 1, 1)]
+        assert {s.num_points for s in specs} == {10}
+    by_arm = {a: [s.rng_seed for s in specs if s.arm.name == a]
+              for a in ("nadamw_baseline", "nadamw_reinit")}
+    assert by_arm["nadamw_baseline"] == by_arm["nadamw_reinit"]
+    assert len(set(by_arm["nadamw_baseline"])) == 4  # a new seed per study and point
+    # The unpaired plan's seeds for the same (study, trial): a cached trial is reused.
+    unpaired = study.plan_trials([BASE], [DIGITS], num_trials=5, num_studies=2, seed=7)
+    assert unpaired[0].rng_seed == specs[0].rng_seed
+    for bad in ([], [10], [-1], [2, 2]):
+        with pytest.raises(ValueError, match=r"points must be distinct indices in \[0, 10\)"):
+            study.plan_trials([BASE], [DIGITS], num_trials=5, num_studies=2, seed=7,
+                              points=bad)
+
+
+def test_paired_table_gives_each_arm_its_time_or_final_metric_per_point(capsys, tmp_path):
+    efficacy = _load("efficacy")
+
+    def row(arm, point, t, steps, final):
+        return {"arm": arm, "workload": "lm", "study": 0, "trial": 0, "point_index": point,
+                "reached": t is not None, "time_to_target_sec": t, "steps_to_target": steps,
+                "final_metric": final, "hparams": {"learning_rate": 0.00232 * (point + 1)}}
+
+    results = [row("nadamw_baseline", 1, 311.26, 1400, 1.445),
+               row("nadamw_baseline", 3, None, None, 1.5474),
+               row("reinit:plateau_off", 1, None, None, 1.46), row("other", 1, 5.0, 20, 0.1)]
+    table = efficacy.paired_table([*results, {**results[0], "workload": "digits"}], "lm",
+                                  [1, 3])
+    assert table[0] == "| arm | point 1 (lr 0.0046) | point 3 (lr 0.0093) |"
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in table[2:]}
+    assert [c.strip() for c in rows["nadamw_baseline"]] == [
+        "311.3 s (1400 steps)", "∞ (final 1.547)"]
+    assert [c.strip() for c in rows["reinit:plateau_off"]] == ["∞ (final 1.460)", "—"]
+    with pytest.raises(SystemExit):
+        efficacy.main(["--quick", "--ablation_points", "0", f"--out_dir={tmp_path}"])
+    assert "--ablation_points needs --ablations" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # quick: K=1, one study: only point 0 exists
+        efficacy.main(["--quick", "--ablations", "reinit:plateau_off", "--ablation_points",
+                       "0", "1", f"--out_dir={tmp_path}"])
+    assert ("--ablation_points on digits: points must be distinct indices in [0, 1)"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "cache").exists()
+
+
+cost = _load("_cost")
+
+
+def _reached(arm, study_, steps, t, workload="lm"):
+    return {"arm": arm, "workload": workload, "study": study_, "trial": 0, "reached": steps
+            is not None, "steps_to_target": steps, "time_to_target_sec": t,
+            "final_metric": 1.0, "lower_is_better": True, "train_step_compilations": 1,
+            "curve": [[1, 0.5, 2.0, 2.0], [20, 1.0, 1.0, 1.0]], "target_value": 1.5,
+            "target_metric": "validation/loss"}
+
+
+def test_time_on_the_cost_curve_prices_the_steps_to_target_at_the_arms_cost():
+    curve = {"steps": [1, 100, 200], "sec": [8.0, 30.0, 50.0]}
+    assert cost.time_on_curve(_reached("a", 0, 200, 999.0), curve) == 50.0
+    assert cost.time_on_curve(_reached("a", 0, 150, 1.0), curve) == 40.0  # between evals
+    assert cost.time_on_curve(_reached("a", 0, None, None), curve) == math.inf
+    with pytest.raises(ValueError, match="steps_to_target 300 of a on lm lies past its cost "
+                       "curve's last step 200"):
+        cost.time_on_curve(_reached("a", 0, 300, 1.0), curve)
+    curves = {"lm/base": curve}
+    assert cost.curve_of(curves, "lm", "abl", {"abl": "base"}) is curve  # its base's
+    assert cost.curve_of(curves, "lm", "abl") is None
+    assert cost.curve_of(curves, "digits", "base", {"abl": "base"}) is None
+
+
+def test_scores_use_the_cost_curves_where_every_arm_has_one(tmp_path):
+    efficacy = _load("efficacy")
+    # Measured in two sessions: the baseline's study 1 ran on a slower machine.
+    lm = "stdlib_lm"
+    results = [_reached("nadamw_baseline", 0, 200, 100.0, lm),
+               _reached("nadamw_baseline", 1, 200, 140.0, lm),
+               _reached("nadamw_baseline", 2, None, None, lm),
+               _reached("nadamw_cycles", 0, 100, 70.0, lm),
+               _reached("nadamw_cycles", 1, 200, 100.0, lm),
+               _reached("nadamw_cycles", 2, 100, 70.0, lm),
+               _reached("nadamw_baseline", 0, 20, 2.0, workload="digits")]
+    curves = {"stdlib_lm/nadamw_baseline": {"steps": [1, 100, 200], "sec": [1.0, 50.0, 100.0],
+                                     "finished_utc": "2026-12-02 17:00"},
+              "stdlib_lm/nadamw_cycles": {"steps": [1, 100, 200], "sec": [1.0, 55.0, 110.0],
+                                   "finished_utc": "2026-12-02 17:30"}}
+    times = efficacy.timing(results, curves)
+    assert set(times) == {lm}  # digits has no curves
+    table = efficacy.score_table(results, lm, times[lm])
+    assert "measured median [s]" in table[0] and "on the cost curves" in table[0]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:8]]
+            for line in table[2:]}
+    assert rows["nadamw_baseline"][:5] == ["100.0, 100.0, ∞", "100.0", "1.00", "140.0", "1.00"]
+    assert rows["nadamw_cycles"][:5] == ["55.0, 110.0, 55.0", "55.0", "0.55", "70.0", "0.50"]
+    plain = efficacy.score_table(results, lm)
+    assert "measured median" not in plain[0]
+    lines = efficacy.write_outputs(results, tmp_path, preset="full", header=["h"],
+                                   plan={"digits": (1, 1), lm: (1, 3)}, curves=curves)
+    notes = [line for line in lines if "cost curve (its submission time" in line]
+    assert len(notes) == 1 and "2026-12-02 17:00-2026-12-02 17:30 UTC" in notes[0]
+    assert lines.index(notes[0]) > lines.index(f"### {lm}: K=1 trials × S=3 studies")
+    assert "Times on the cost curves on stdlib_lm; measured elsewhere." in lines
+    assert (tmp_path / f"curves_{lm}.png").stat().st_size > 1000
+
+
+def test_measure_runs_the_arm_at_its_defaults_past_the_target():
+    seen = {}
+
+    import types
+
+    def run(flags):
+        seen["flags"] = flags
+        return [types.SimpleNamespace(eval_results=[(1, {"score": 2.5}), (40, {"score": 30.0})])]
+
+    curve = cost.measure("nadamw_baseline", pathlib.Path("s.py"), LM, rng_seed=5, run=run)
+    assert curve["steps"] == [1, 40] and curve["sec"] == [2.5, 30.0]
+    assert curve["arm"] == "nadamw_baseline" and curve["workload"] == "stdlib_lm"
+    for flag in ("--tuning_ruleset=self", "--continue_past_target", "--rng_seed=5",
+                 f"--max_global_steps={LM.max_steps}", f"--eval_every_steps={LM.eval_every}"):
+        assert flag in seen["flags"]
+
+
+def test_cost_curves_are_kept_one_file_per_arm(tmp_path):
+    folder = tmp_path / "curves"
+    assert cost.load(folder) == {}
+    for workload, arm, sec in (("lm", "a", 1.0), ("lm", "b:x", 2.0), ("digits", "a", 3.0),
+                               ("lm", "a", 4.0)):  # the last one replaces the first
+        cost.save(folder, {"workload": workload, "arm": arm, "steps": [1], "sec": [sec]})
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*.json")) == [
+        "digits/a.json", "lm/a.json", "lm/b_x.json"]
+    assert {k: c["sec"] for k, c in cost.load(folder).items()} == {
+        "lm/a": [4.0], "lm/b:x": [2.0], "digits/a": [3.0]}
