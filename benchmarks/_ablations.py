@@ -97,6 +97,9 @@ ABLATIONS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
 """Every ablation arm. The shipped ``nadamw_reinit`` is itself the shrink-and-perturb,
 rescaled-moments, plateau-on arm (first cycle 0.25)."""
 
+BASE_OF: dict[str, str] = {name: spec[0] for name, spec in ABLATIONS.items()}
+"""Ablation arm → its base submission."""
+
 
 def config(name: str) -> Any:
     """The ablation's ``SubmissionConfig``."""

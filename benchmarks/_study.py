@@ -111,6 +111,13 @@ def trial_seed(seed: int, study: int, trial: int) -> int:
     return int(np.random.default_rng([seed, study, trial]).integers(1, 2**31 - 1))
 
 
+def check_points(points: Sequence[int], total: int) -> None:
+    """Raises ``ValueError`` unless ``points`` are distinct indices of ``total`` points."""
+    if not points or any(not 0 <= p < total for p in points) or len(set(points)) != len(points):
+        raise ValueError(f"points must be distinct indices in [0, {total}) (K·S points), "
+                         f"got {list(points)}")
+
+
 def plan_trials(arms: Sequence[Arm], workloads: Sequence[Workload], *, num_trials: int,
                 num_studies: int, seed: int, points: Sequence[int] | None = None
                 ) -> list[TrialSpec]:
@@ -131,10 +138,7 @@ def plan_trials(arms: Sequence[Arm], workloads: Sequence[Workload], *, num_trial
                          f"{num_studies}")
     total = num_trials * num_studies
     if points is not None:
-        bad = [p for p in points if not 0 <= p < total]
-        if not points or bad or len(set(points)) != len(points):
-            raise ValueError(f"points must be distinct indices in [0, {total}) (K·S "
-                             f"points), got {list(points)}")
+        check_points(points, total)
     perms = {}
     for w in workloads:
         for a in arms:

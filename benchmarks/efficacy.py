@@ -115,7 +115,7 @@ TimeOf = Callable[[dict], float]
 def timing(results: list[dict], curves: dict) -> dict[str, TimeOf]:
     """Workload → a trial's time on its arm's cost curve, for each workload on which
     every arm in ``results`` has a curve (its own or, for an ablation, its base's)."""
-    base_of = {name: spec[0] for name, spec in _ablations.ABLATIONS.items()}
+    base_of = _ablations.BASE_OF
     out: dict[str, TimeOf] = {}
     for workload in sorted({r["workload"] for r in results}):
         arms = {r["arm"] for r in results if r["workload"] == workload}
@@ -127,10 +127,8 @@ def timing(results: list[dict], curves: dict) -> dict[str, TimeOf]:
 
 def curve_x(curves: dict, workload: str) -> Callable[[dict, np.ndarray], np.ndarray]:
     """A trial's eval steps → their times on its arm's cost curve (for the plots)."""
-    base_of = {name: spec[0] for name, spec in _ablations.ABLATIONS.items()}
-
     def x_of(result: dict, steps: np.ndarray) -> np.ndarray:
-        curve = _cost.curve_of(curves, workload, result["arm"], base_of)
+        curve = _cost.curve_of(curves, workload, result["arm"], _ablations.BASE_OF)
         return np.interp(steps, curve["steps"], curve["sec"])
     return x_of
 
@@ -421,9 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.ablation_points is not None:  # before anything runs
         for workload in chosen:
             try:
-                _study.plan_trials([], [], num_trials=plan[workload][0],
-                                   num_studies=args.ablation_studies, seed=args.seed,
-                                   points=args.ablation_points)
+                _study.check_points(args.ablation_points,
+                                    plan[workload][0] * args.ablation_studies)
             except ValueError as error:
                 parser.error(f"--ablation_points on {workload}: {error}")
     curves = (measure_curves(arms, chosen, config, out_dir, args.seed) if args.cost_curves
